@@ -1,0 +1,228 @@
+//! The read path (design §4): lookup (cached) → cache → object store, with a
+//! CRC check on every chunk read and a long-poll at the high watermark.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared as SharedFuture};
+use object_store::path::Path;
+use silt_meta::ChunkLocation;
+use silt_segment::DecodedRecord;
+use silt_storage::StorageError;
+use silt_types::{Offset, PartitionId, TopicId};
+use tracing::warn;
+
+use crate::{AgentError, Shared};
+
+/// What a read asks for.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    /// Partition to read.
+    pub partition: PartitionId,
+    /// First offset wanted.
+    pub offset: Offset,
+    /// At most this many records.
+    pub max_records: usize,
+    /// About this many bytes (at least one record is returned regardless).
+    pub max_bytes: usize,
+    /// How long to wait at the high watermark for new data.
+    pub wait: Duration,
+}
+
+/// What a read returns.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Consecutive records starting at the requested offset.
+    pub records: Vec<DecodedRecord>,
+    /// The offset to read next.
+    pub next_offset: Offset,
+    /// The partition's high watermark when the read finished.
+    pub high_watermark: Offset,
+    /// The partition's log start offset.
+    pub log_start_offset: Offset,
+}
+
+type FetchResult = Result<Bytes, Arc<StorageError>>;
+
+/// Concurrent fetches of one object share one GET (single flight).
+#[derive(Default)]
+pub(crate) struct InFlight {
+    fetches: Mutex<HashMap<String, SharedFuture<BoxFuture<'static, FetchResult>>>>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
+/// Returns the whole object, from the cache or (once per object, however many
+/// readers ask at the same time) from the object store, then caches it.
+async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentError> {
+    if let Some(bytes) = shared.cache.get(key).await {
+        return Ok(bytes);
+    }
+    let fut = {
+        let mut fetches = shared.inflight.fetches.lock().expect("inflight lock poisoned");
+        fetches
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                let shared = shared.clone();
+                let key = key.to_owned();
+                async move {
+                    let result = shared.store.get(&Path::from(key.as_str())).await;
+                    if let Ok(bytes) = &result {
+                        // Cache before leaving the in-flight map, so no reader misses both.
+                        shared.cache.insert(&key, bytes.clone());
+                    }
+                    shared
+                        .inflight
+                        .fetches
+                        .lock()
+                        .expect("inflight lock poisoned")
+                        .remove(&key);
+                    result.map_err(Arc::new)
+                }
+                .boxed()
+                .shared()
+            })
+            .clone()
+    };
+    fut.await.map_err(|e| match &*e {
+        StorageError::NotFound(key) => AgentError::Storage(StorageError::NotFound(key.clone())),
+        other => AgentError::Internal(format!("object read failed: {other}")),
+    })
+}
+
+/// Reads and verifies one chunk. A copy that fails its CRC is dropped from the
+/// cache and fetched again from the object store; if that copy is corrupt
+/// too, the read fails with `Corrupt` — corrupt bytes are never served.
+pub(crate) async fn read_chunk(shared: &Arc<Shared>, loc: &ChunkLocation) -> Result<silt_segment::ChunkView, AgentError> {
+    let mut last_error = String::new();
+    for attempt in 0..2 {
+        let object = object_bytes(shared, &loc.object_key).await?;
+        match slice_chunk(&object, loc).and_then(|bytes| verify_chunk(bytes, loc)) {
+            Ok(view) => return Ok(view),
+            Err(reason) => {
+                shared.metrics.corrupt_chunk();
+                warn!(key = %loc.object_key, topic = %loc.topic, partition = loc.partition, base_offset = loc.base_offset, attempt, %reason, "corrupt chunk, dropping cached copy");
+                shared.cache.remove(&loc.object_key);
+                last_error = reason;
+            }
+        }
+    }
+    Err(AgentError::Corrupt(format!("key={} {last_error}", loc.object_key)))
+}
+
+fn slice_chunk(object: &Bytes, loc: &ChunkLocation) -> Result<Bytes, String> {
+    let start = usize::try_from(loc.byte_offset).map_err(|_| "chunk offset out of range".to_owned())?;
+    let len = usize::try_from(loc.byte_len).map_err(|_| "chunk length out of range".to_owned())?;
+    let end = start.checked_add(len).ok_or("chunk range overflows")?;
+    if end > object.len() || object.len() as u64 != loc.object_size {
+        return Err(format!(
+            "object size={} does not hold chunk range={start}..{end} (expected size={})",
+            object.len(),
+            loc.object_size
+        ));
+    }
+    Ok(object.slice(start..end))
+}
+
+fn verify_chunk(bytes: Bytes, loc: &ChunkLocation) -> Result<silt_segment::ChunkView, String> {
+    let view = silt_segment::decode_chunk(bytes).map_err(|e| e.to_string())?;
+    let expected = loc.last_offset - loc.base_offset + 1;
+    if view.topic != loc.topic || view.partition != loc.partition || u64::from(view.record_count) != expected {
+        return Err(format!(
+            "chunk header names topic={} partition={} records={} but index says topic={} partition={} records={expected}",
+            view.topic, view.partition, view.record_count, loc.topic, loc.partition
+        ));
+    }
+    Ok(view)
+}
+
+/// Finds the chunk holding `offset`, from the cache or the catalog.
+pub(crate) async fn locate(
+    shared: &Shared,
+    topic: TopicId,
+    partition: PartitionId,
+    offset: Offset,
+) -> Result<Option<Arc<ChunkLocation>>, AgentError> {
+    if let Some(loc) = shared.locations.get(topic, partition, offset) {
+        return Ok(Some(loc));
+    }
+    let Some(loc) = shared.meta.lookup(topic, partition, offset).await? else {
+        return Ok(None);
+    };
+    shared.locations.insert(loc.clone());
+    Ok(Some(Arc::new(loc)))
+}
+
+/// Collects records `[offset, high_watermark)` within the request's limits.
+pub(crate) async fn collect(
+    shared: &Arc<Shared>,
+    topic: TopicId,
+    req: &ReadRequest,
+    high_watermark: Offset,
+) -> Result<(Vec<DecodedRecord>, Offset), AgentError> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut next = req.offset;
+    let mut retried_gone = false;
+    while next < high_watermark && records.len() < req.max_records && (records.is_empty() || bytes < req.max_bytes) {
+        let Some(loc) = locate(shared, topic, req.partition, next).await? else {
+            break;
+        };
+        let view = match read_chunk(shared, &loc).await {
+            Ok(view) => view,
+            Err(AgentError::Storage(StorageError::NotFound(_))) if !retried_gone => {
+                // Compaction may have moved the range: look it up again once.
+                shared.locations.remove(&loc);
+                retried_gone = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        retried_gone = false;
+        let mut expected = next;
+        for record in view.records(loc.base_offset) {
+            let record = record.map_err(|e| AgentError::Corrupt(format!("key={} {e}", loc.object_key)))?;
+            if record.offset < next {
+                continue;
+            }
+            if record.offset != expected {
+                return Err(AgentError::Corrupt(format!(
+                    "key={} offset gap expected={expected} found={}",
+                    loc.object_key, record.offset
+                )));
+            }
+            let size = record_size(&record);
+            if records.len() >= req.max_records || (!records.is_empty() && bytes + size > req.max_bytes) {
+                return Ok((records, next));
+            }
+            bytes += size;
+            expected += 1;
+            next = record.offset + 1;
+            records.push(record);
+        }
+        if next <= loc.last_offset {
+            return Err(AgentError::Corrupt(format!(
+                "key={} chunk ended at offset={next} before last_offset={}",
+                loc.object_key, loc.last_offset
+            )));
+        }
+    }
+    Ok((records, next))
+}
+
+/// Size of a record as counted against `max_bytes`.
+pub(crate) fn record_size(r: &DecodedRecord) -> usize {
+    r.key.as_ref().map_or(0, Bytes::len)
+        + r.value.as_ref().map_or(0, Bytes::len)
+        + r.headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
+}

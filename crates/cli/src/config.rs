@@ -1,0 +1,127 @@
+//! Settings of `silt serve`: flags, environment variables and a TOML file,
+//! in that order of precedence (flags win), with documented defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+macro_rules! serve_settings {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal; )*) => {
+        /// Flags of `silt serve`. Every flag also reads `SILT_<NAME>` from the
+        /// environment and `<name>` from the `--config` TOML file.
+        #[derive(Debug, Args)]
+        pub struct ServeArgs {
+            /// TOML file with any of the settings below (keys in snake_case).
+            #[arg(long, env = "SILT_CONFIG")]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, env = $env)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        /// The same settings as read from a TOML file.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileSettings {
+            $( $field: Option<$ty>, )*
+        }
+
+        /// Settings after merging flags, environment, file and defaults.
+        #[derive(Debug, Clone)]
+        pub struct ServeSettings {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl ServeArgs {
+            /// Merges flags/env (already merged by clap) over the file over defaults.
+            pub fn resolve(self) -> Result<ServeSettings, String> {
+                let file: FileSettings = match &self.config {
+                    Some(path) => read_file(path)?,
+                    None => FileSettings::default(),
+                };
+                Ok(ServeSettings {
+                    $( $field: self.$field.or(file.$field).unwrap_or_else(|| $default), )*
+                })
+            }
+        }
+    };
+}
+
+serve_settings! {
+    /// Directory for the SQLite catalog, the local object store and the cache [default: ./silt-data].
+    data_dir: PathBuf = PathBuf::from("silt-data"), env = "SILT_DATA_DIR";
+    /// Address of the HTTP API [default: 127.0.0.1:8080].
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), env = "SILT_LISTEN";
+    /// Object store URL: file:///path, memory:// or s3://bucket/prefix [default: file://<data-dir>/objects].
+    object_store: String = String::new(), env = "SILT_OBJECT_STORE";
+    /// Seal the open segment at this many bytes [default: 8388608].
+    segment_max_bytes: usize = 8 << 20, env = "SILT_SEGMENT_MAX_BYTES";
+    /// Seal the open segment when its oldest record has waited this long, in ms [default: 100].
+    flush_interval_ms: u64 = 100, env = "SILT_FLUSH_INTERVAL_MS";
+    /// Bound on produced bytes not yet acknowledged; beyond it produce answers 503 [default: 268435456].
+    max_unacked_bytes: usize = 256 << 20, env = "SILT_MAX_UNACKED_BYTES";
+    /// How long a produce waits for room before answering 503, in ms [default: 5000].
+    admission_wait_ms: u64 = 5000, env = "SILT_ADMISSION_WAIT_MS";
+    /// Segments uploading at once [default: 4].
+    max_uploads_in_flight: usize = 4, env = "SILT_MAX_UPLOADS_IN_FLIGHT";
+    /// Record batch compression: none, lz4 or zstd [default: measured choice, see docs/decisions].
+    compression: String = silt_segment::Compression::DEFAULT.to_string(), env = "SILT_COMPRESSION";
+    /// Memory tier of the segment cache, in bytes [default: 268435456].
+    cache_memory_bytes: usize = 256 << 20, env = "SILT_CACHE_MEMORY_BYTES";
+    /// Disk tier of the segment cache, in bytes; 0 disables it [default: 2147483648].
+    cache_disk_bytes: usize = 2 << 30, env = "SILT_CACHE_DISK_BYTES";
+    /// Directory of the disk cache tier [default: <data-dir>/cache].
+    cache_dir: PathBuf = PathBuf::new(), env = "SILT_CACHE_DIR";
+    /// Largest record (key + value + headers), in bytes [default: 1048576].
+    max_record_bytes: usize = 1 << 20, env = "SILT_MAX_RECORD_BYTES";
+    /// Largest request body, in bytes [default: 16777216].
+    max_request_bytes: usize = 16 << 20, env = "SILT_MAX_REQUEST_BYTES";
+    /// Most records in one produce request [default: 50000].
+    max_records_per_request: usize = 50_000, env = "SILT_MAX_RECORDS_PER_REQUEST";
+    /// Cap on a read's max_records [default: 10000].
+    max_read_records: usize = 10_000, env = "SILT_MAX_READ_RECORDS";
+    /// Cap on a read's max_bytes [default: 16777216].
+    max_read_bytes: usize = 16 << 20, env = "SILT_MAX_READ_BYTES";
+    /// Cap on a read's wait_ms [default: 60000].
+    max_wait_ms: u64 = 60_000, env = "SILT_MAX_WAIT_MS";
+    /// Connections served at once [default: 4096].
+    max_connections: usize = 4096, env = "SILT_MAX_CONNECTIONS";
+    /// Time a client has to send request headers, in ms [default: 10000].
+    header_read_timeout_ms: u64 = 10_000, env = "SILT_HEADER_READ_TIMEOUT_MS";
+    /// Time a whole request may take, in ms [default: 90000].
+    request_timeout_ms: u64 = 90_000, env = "SILT_REQUEST_TIMEOUT_MS";
+    /// Time shutdown waits for in-flight requests, in ms [default: 30000].
+    drain_timeout_ms: u64 = 30_000, env = "SILT_DRAIN_TIMEOUT_MS";
+    /// Log format: text or json [default: text].
+    log_format: LogFormat = LogFormat::Text, env = "SILT_LOG_FORMAT";
+    /// Log filter in tracing's EnvFilter syntax [default: info].
+    log_level: String = "info".to_owned(), env = "SILT_LOG_LEVEL";
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+}
+
+impl ServeSettings {
+    /// The flush interval as a duration.
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+}

@@ -1,0 +1,42 @@
+//! Errors of the metadata layer.
+
+use silt_types::{Offset, PartitionId, TopicName};
+
+/// Everything that can go wrong in a metadata operation.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The named topic does not exist.
+    #[error("unknown topic name={0}")]
+    UnknownTopic(String),
+    /// A topic of that name already exists.
+    #[error("topic already exists name={0}")]
+    TopicExists(TopicName),
+    /// The topic has no such partition.
+    #[error("unknown partition topic={topic} partition={partition}")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: PartitionId,
+    },
+    /// The offset was removed by retention.
+    #[error("offset below log start offset={offset} log_start_offset={log_start}")]
+    OffsetBelowStart {
+        /// The offset asked for.
+        offset: Offset,
+        /// The current log start.
+        log_start: Offset,
+    },
+    /// The request is malformed in a way the caller can fix.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The backend is unreachable or failed; retrying may succeed.
+    #[error("metadata backend unavailable: {0}")]
+    Unavailable(String),
+    /// The operation may or may not have been applied.
+    #[error("metadata outcome unknown: {0}")]
+    Indeterminate(String),
+    /// Stored metadata is inconsistent; a bug or corruption.
+    #[error("metadata corrupt: {0}")]
+    Corrupt(String),
+}
