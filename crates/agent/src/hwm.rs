@@ -17,7 +17,9 @@ impl HwmWatch {
     /// A receiver that changes whenever the partition's high watermark rises.
     pub fn subscribe(&self, topic: TopicId, partition: PartitionId) -> watch::Receiver<Offset> {
         let mut map = self.partitions.lock().expect("hwm lock poisoned");
-        map.entry((topic, partition)).or_insert_with(|| watch::channel(0).0).subscribe()
+        map.entry((topic, partition))
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// Records a new high watermark; never moves one backwards.

@@ -109,7 +109,9 @@ pub struct Agent {
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("Agent")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,7 +166,11 @@ impl Agent {
 
     /// Produces records to a topic and returns their offsets in request order,
     /// once they are durable in the object store and committed.
-    pub async fn produce(&self, topic: &TopicName, records: Vec<ProduceRecord>) -> Result<Vec<ProducedOffset>, AgentError> {
+    pub async fn produce(
+        &self,
+        topic: &TopicName,
+        records: Vec<ProduceRecord>,
+    ) -> Result<Vec<ProducedOffset>, AgentError> {
         let shared = &self.shared;
         if shared.stopping.is_cancelled() {
             return Err(AgentError::ShuttingDown);
@@ -242,7 +248,8 @@ impl Agent {
                 max_timestamp_ms: batch.max_timestamp_ms,
             });
         }
-        let rx = write::append(shared, batches, permit)?;
+        let admitted_bytes = shared.metrics.admitted(weight);
+        let rx = write::append(shared, batches, (permit, admitted_bytes))?;
         let bases = match rx.await {
             Ok(Ok(bases)) => bases,
             Ok(Err(e)) => return Err(clone_error(&e)),
@@ -272,6 +279,9 @@ impl Agent {
         let deadline = Instant::now() + wait;
         let mut hwm_rx = shared.hwm.subscribe(info.id, req.partition);
         loop {
+            // Mark the current value seen before reading the state, so a commit
+            // landing after the read below still wakes the wait.
+            hwm_rx.borrow_and_update();
             let state = shared.meta.partition_state(info.id, req.partition).await?;
             if req.offset < state.log_start_offset {
                 return Err(AgentError::BelowLogStart {
@@ -286,7 +296,7 @@ impl Agent {
                 });
             }
             if req.offset == state.high_watermark {
-                hwm_rx.borrow_and_update();
+                let _waiting = shared.metrics.read_waiting();
                 let woke = tokio::select! {
                     changed = hwm_rx.changed() => changed.is_ok(),
                     () = tokio::time::sleep_until(deadline) => false,
@@ -310,7 +320,12 @@ impl Agent {
         }
     }
 
-    async fn finish_read(&self, info: &TopicInfo, req: &ReadRequest, state: PartitionState) -> Result<ReadResult, AgentError> {
+    async fn finish_read(
+        &self,
+        info: &TopicInfo,
+        req: &ReadRequest,
+        state: PartitionState,
+    ) -> Result<ReadResult, AgentError> {
         let (records, next_offset) = read::collect(&self.shared, info.id, req, state.high_watermark).await?;
         let bytes: usize = records.iter().map(read::record_size).sum();
         self.shared.metrics.consumed(records.len() as u64, bytes as u64);
@@ -324,7 +339,12 @@ impl Agent {
 
     /// The first offset whose timestamp is `>= timestamp_ms`, or the high
     /// watermark if no record is that late yet.
-    pub async fn offset_for_timestamp(&self, topic: &TopicName, partition: PartitionId, timestamp_ms: i64) -> Result<Offset, AgentError> {
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &TopicName,
+        partition: PartitionId,
+        timestamp_ms: i64,
+    ) -> Result<Offset, AgentError> {
         let shared = &self.shared;
         let info = shared.topics.get(shared.meta.as_ref(), topic).await?;
         if partition >= info.partitions {
@@ -351,7 +371,12 @@ impl Agent {
     }
 
     /// Creates a topic.
-    pub async fn create_topic(&self, name: &TopicName, partitions: u32, config: TopicConfig) -> Result<TopicInfo, AgentError> {
+    pub async fn create_topic(
+        &self,
+        name: &TopicName,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<TopicInfo, AgentError> {
         let info = self.shared.meta.create_topic(name, partitions, config).await?;
         self.shared.topics.invalidate(name);
         info!(topic = %name, id = %info.id, partitions, "topic created");

@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,26 @@ pub struct AgentMetrics {
     commit_seconds: Histogram,
     ack_seconds: Histogram,
     corrupt_chunks: Counter,
+    reads_waiting: Gauge,
+    unacked_bytes: Gauge,
+}
+
+/// Counts admitted bytes as unacknowledged while it lives.
+pub(crate) struct AdmittedBytes(Gauge, i64);
+
+impl Drop for AdmittedBytes {
+    fn drop(&mut self) {
+        self.0.dec_by(self.1);
+    }
+}
+
+/// Counts a read as waiting at the high watermark while it lives.
+pub(crate) struct WaitingRead(Gauge);
+
+impl Drop for WaitingRead {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl AgentMetrics {
@@ -56,25 +77,77 @@ impl AgentMetrics {
             commit_seconds: latency(),
             ack_seconds: latency(),
             corrupt_chunks: Counter::default(),
+            reads_waiting: Gauge::default(),
+            unacked_bytes: Gauge::default(),
         };
         let r = registry;
-        r.register("silt_produced_records", "Records acknowledged to producers", m.records_produced.clone());
-        r.register("silt_produced_bytes", "Record bytes acknowledged to producers", m.bytes_produced.clone());
-        r.register("silt_consumed_records", "Records returned to consumers", m.records_consumed.clone());
-        r.register("silt_consumed_bytes", "Record bytes returned to consumers", m.bytes_consumed.clone());
+        r.register(
+            "silt_produced_records",
+            "Records acknowledged to producers",
+            m.records_produced.clone(),
+        );
+        r.register(
+            "silt_produced_bytes",
+            "Record bytes acknowledged to producers",
+            m.bytes_produced.clone(),
+        );
+        r.register(
+            "silt_consumed_records",
+            "Records returned to consumers",
+            m.records_consumed.clone(),
+        );
+        r.register(
+            "silt_consumed_bytes",
+            "Record bytes returned to consumers",
+            m.bytes_consumed.clone(),
+        );
         r.register(
             "silt_admission_rejections",
             "Produce requests refused because the unacknowledged-bytes bound was hit",
             m.admission_rejections.clone(),
         );
-        r.register("silt_segments_sealed", "Segments sealed, by reason", m.segments_sealed.clone());
-        r.register("silt_segment_size_bytes", "Size of sealed segments", m.segment_bytes.clone());
+        r.register(
+            "silt_segments_sealed",
+            "Segments sealed, by reason",
+            m.segments_sealed.clone(),
+        );
+        r.register(
+            "silt_segment_size_bytes",
+            "Size of sealed segments",
+            m.segment_bytes.clone(),
+        );
         r.register("silt_segment_uploads", "Segment uploads, by outcome", m.uploads.clone());
-        r.register("silt_segment_upload_seconds", "Segment upload latency", m.upload_seconds.clone());
+        r.register(
+            "silt_segment_upload_seconds",
+            "Segment upload latency",
+            m.upload_seconds.clone(),
+        );
         r.register("silt_segment_commits", "Segment commits, by outcome", m.commits.clone());
-        r.register("silt_segment_commit_seconds", "Segment commit latency", m.commit_seconds.clone());
-        r.register("silt_produce_ack_seconds", "Time from admission to acknowledgement", m.ack_seconds.clone());
-        r.register("silt_corrupt_chunks", "Chunks that failed their checksum on read", m.corrupt_chunks.clone());
+        r.register(
+            "silt_segment_commit_seconds",
+            "Segment commit latency",
+            m.commit_seconds.clone(),
+        );
+        r.register(
+            "silt_produce_ack_seconds",
+            "Time from admission to acknowledgement",
+            m.ack_seconds.clone(),
+        );
+        r.register(
+            "silt_corrupt_chunks",
+            "Chunks that failed their checksum on read",
+            m.corrupt_chunks.clone(),
+        );
+        r.register(
+            "silt_unacked_bytes",
+            "Bytes admitted but not yet acknowledged",
+            m.unacked_bytes.clone(),
+        );
+        r.register(
+            "silt_reads_waiting",
+            "Reads long-polling at the high watermark",
+            m.reads_waiting.clone(),
+        );
         m
     }
 
@@ -95,7 +168,9 @@ impl AgentMetrics {
 
     pub(crate) fn segment_sealed(&self, reason: SealReason, bytes: usize) {
         self.segments_sealed
-            .get_or_create(&ReasonLabel { reason: reason.as_str() })
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
             .inc();
         self.segment_bytes.observe(bytes as f64);
     }
@@ -116,6 +191,17 @@ impl AgentMetrics {
 
     pub(crate) fn commit_failed(&self) {
         self.commits.get_or_create(&OutcomeLabel { outcome: "error" }).inc();
+    }
+
+    pub(crate) fn admitted(&self, bytes: usize) -> AdmittedBytes {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.unacked_bytes.inc_by(bytes);
+        AdmittedBytes(self.unacked_bytes.clone(), bytes)
+    }
+
+    pub(crate) fn read_waiting(&self) -> WaitingRead {
+        self.reads_waiting.inc();
+        WaitingRead(self.reads_waiting.clone())
     }
 
     pub(crate) fn corrupt_chunk(&self) {

@@ -100,7 +100,10 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentErr
 /// Reads and verifies one chunk. A copy that fails its CRC is dropped from the
 /// cache and fetched again from the object store; if that copy is corrupt
 /// too, the read fails with `Corrupt` — corrupt bytes are never served.
-pub(crate) async fn read_chunk(shared: &Arc<Shared>, loc: &ChunkLocation) -> Result<silt_segment::ChunkView, AgentError> {
+pub(crate) async fn read_chunk(
+    shared: &Arc<Shared>,
+    loc: &ChunkLocation,
+) -> Result<silt_segment::ChunkView, AgentError> {
     let mut last_error = String::new();
     for attempt in 0..2 {
         let object = object_bytes(shared, &loc.object_key).await?;

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info_span, warn};
 
+use crate::metrics::AdmittedBytes;
 use crate::{AgentError, Shared};
 
 /// Why a segment was sealed; a metrics label.
@@ -52,7 +53,7 @@ struct Waiter {
     slots: Vec<(TopicId, PartitionId, u32)>,
     tx: oneshot::Sender<AckResult>,
     /// Admission bytes, released when the request is answered.
-    _permit: OwnedSemaphorePermit,
+    _permit: (OwnedSemaphorePermit, AdmittedBytes),
 }
 
 #[derive(Default)]
@@ -121,7 +122,7 @@ impl OpenSegment {
 pub(crate) fn append(
     shared: &Shared,
     batches: Vec<PendingBatch>,
-    permit: OwnedSemaphorePermit,
+    permit: (OwnedSemaphorePermit, AdmittedBytes),
 ) -> Result<oneshot::Receiver<AckResult>, AgentError> {
     let (tx, rx) = oneshot::channel();
     let sealed = {
@@ -245,11 +246,8 @@ pub(crate) fn start_pipeline(shared: &Arc<Shared>) -> Pipeline {
         let shared = shared.clone();
         tokio::spawn(async move {
             while let Some(sealed) = sealed_rx.recv().await {
-                let parts: Vec<((TopicId, PartitionId), Vec<Bytes>)> = sealed
-                    .parts
-                    .iter()
-                    .map(|(k, p)| (*k, p.batches.clone()))
-                    .collect();
+                let parts: Vec<((TopicId, PartitionId), Vec<Bytes>)> =
+                    sealed.parts.iter().map(|(k, p)| (*k, p.batches.clone())).collect();
                 let task_shared = shared.clone();
                 let seq = sealed.seq;
                 let handle = tokio::spawn(
@@ -403,7 +401,9 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
         }
         let answer = match gone {
             // A request's batches are all of one topic; it was deleted mid-flight.
-            Some(topic) => Err(Arc::new(AgentError::UnknownTopic(format!("id={topic} (deleted while producing)")))),
+            Some(topic) => Err(Arc::new(AgentError::UnknownTopic(format!(
+                "id={topic} (deleted while producing)"
+            )))),
             None => Ok(offsets),
         };
         let _ = waiter.tx.send(answer);

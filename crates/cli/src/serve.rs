@@ -36,8 +36,11 @@ fn startup(component: &'static str) -> impl FnOnce(String) -> ServeError {
 
 /// Installs the global tracing subscriber.
 pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), ServeError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| ServeError::Config(format!("log_level: {e}")))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| ServeError::Config(format!("log_level: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.with_ansi(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -52,12 +55,19 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 
     std::fs::create_dir_all(&s.data_dir).map_err(|e| startup("data dir")(format!("{}: {e}", s.data_dir.display())))?;
     let data_dir = std::fs::canonicalize(&s.data_dir).map_err(|e| startup("data dir")(e.to_string()))?;
-    let compression = s
-        .compression
-        .parse()
-        .map_err(|_| ServeError::Config(format!("compression must be none, lz4 or zstd compression={}", s.compression)))?;
-    if s.segment_max_bytes == 0 || s.flush_interval_ms == 0 || s.max_unacked_bytes < s.max_request_bytes.min(s.max_unacked_bytes) {
-        return Err(ServeError::Config("segment_max_bytes and flush_interval_ms must be positive".into()));
+    let compression = s.compression.parse().map_err(|_| {
+        ServeError::Config(format!(
+            "compression must be none, lz4 or zstd compression={}",
+            s.compression
+        ))
+    })?;
+    if s.segment_max_bytes == 0
+        || s.flush_interval_ms == 0
+        || s.max_unacked_bytes < s.max_request_bytes.min(s.max_unacked_bytes)
+    {
+        return Err(ServeError::Config(
+            "segment_max_bytes and flush_interval_ms must be positive".into(),
+        ));
     }
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -69,7 +79,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     } else {
         s.object_store.clone()
     };
-    let store = build_object_store(&ObjectStoreConfig::new(store_url.clone())).map_err(|e| startup("object store")(e.to_string()))?;
+    let store = build_object_store(&ObjectStoreConfig::new(store_url.clone()))
+        .map_err(|e| startup("object store")(e.to_string()))?;
     let cache_dir = if s.cache_dir.as_os_str().is_empty() {
         data_dir.join("cache")
     } else {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/topics/{topic}", get(describe_topic).delete(delete_topic))
         .route("/v1/topics/{topic}/records", post(produce))
         .route("/v1/topics/{topic}/partitions/{partition}/records", get(read_records))
-        .route("/v1/topics/{topic}/partitions/{partition}/offsets", get(offset_for_timestamp))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/offsets",
+            get(offset_for_timestamp),
+        )
         .route("/v1/groups/{group}/offsets", post(commit_group).get(group_offsets))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -76,7 +80,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -85,7 +92,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
 }
 
 fn topic_name(raw: &str) -> Result<TopicName, ApiError> {
@@ -93,12 +104,31 @@ fn topic_name(raw: &str) -> Result<TopicName, ApiError> {
 }
 
 fn partition_number(raw: &str) -> Result<PartitionId, ApiError> {
-    raw.parse::<PartitionId>()
-        .map_err(|_| ApiError::bad_request("invalid_partition", format!("partition must be a non-negative integer partition={raw}")))
+    raw.parse::<PartitionId>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_partition",
+            format!("partition must be a non-negative integer partition={raw}"),
+        )
+    })
 }
 
-/// Parses a JSON body, answering 415 for another media type and 400 for bad JSON.
-fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+/// A request body, or the contract's error when it is too large or unreadable.
+type Body = Result<Bytes, BytesRejection>;
+
+/// Parses a JSON body, answering 413 when too large, 415 for another media
+/// type and 400 for bad JSON.
+fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!("request body too large: {e}"),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", format!("cannot read request body: {e}"))
+        }
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +141,8 @@ fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &Bytes) 
             format!("expected content-type application/json content_type={content_type:?}"),
         ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid request body: {e}")))
 }
 
 fn query_map(raw: Option<String>) -> Result<HashMap<String, String>, ApiError> {
@@ -119,7 +150,10 @@ fn query_map(raw: Option<String>) -> Result<HashMap<String, String>, ApiError> {
     let mut map = HashMap::new();
     for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
         if map.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(ApiError::bad_request("invalid_query", format!("query parameter given twice name={k}")));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("query parameter given twice name={k}"),
+            ));
         }
     }
     Ok(map)
@@ -129,25 +163,37 @@ fn query_u64(map: &HashMap<String, String>, name: &str) -> Result<Option<u64>, A
     map.get(name)
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("invalid_query", format!("{name} must be a non-negative integer {name}={v}"))
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be a non-negative integer {name}={v}"),
+                )
             })
         })
         .transpose()
 }
 
-async fn create_topic(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    let req: CreateTopic = json_body(&headers, &body)?;
+async fn create_topic(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let req: CreateTopic = json_body(&headers, body)?;
     let name = topic_name(&req.name)?;
     let partitions = req.partitions.unwrap_or(1);
     if partitions == 0 || partitions > silt_types::MAX_PARTITIONS {
         return Err(ApiError::bad_request(
             "invalid_partitions",
-            format!("partitions must be between 1 and {} partitions={partitions}", silt_types::MAX_PARTITIONS),
+            format!(
+                "partitions must be between 1 and {} partitions={partitions}",
+                silt_types::MAX_PARTITIONS
+            ),
         ));
     }
-    for (field, value) in [("retention_ms", req.config.retention_ms), ("retention_bytes", req.config.retention_bytes)] {
+    for (field, value) in [
+        ("retention_ms", req.config.retention_ms),
+        ("retention_bytes", req.config.retention_bytes),
+    ] {
         if value.is_some_and(|v| v <= 0 && v != -1) {
-            return Err(ApiError::bad_request("invalid_config", format!("{field} must be positive or -1")));
+            return Err(ApiError::bad_request(
+                "invalid_config",
+                format!("{field} must be positive or -1"),
+            ));
         }
     }
     let info = state.agent.create_topic(&name, partitions, req.config).await?;
@@ -179,7 +225,10 @@ async fn list_topics(State(state): State<AppState>) -> Result<axum::Json<TopicLi
     }))
 }
 
-async fn describe_topic(State(state): State<AppState>, Path(topic): Path<String>) -> Result<axum::Json<TopicDescription>, ApiError> {
+async fn describe_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+) -> Result<axum::Json<TopicDescription>, ApiError> {
     let name = topic_name(&topic)?;
     let (info, states) = state.agent.describe_topic(&name).await?;
     Ok(axum::Json(TopicDescription {
@@ -207,11 +256,10 @@ async fn produce(
     State(state): State<AppState>,
     Path(topic): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<axum::Json<ProduceResponse>, ApiError> {
     let name = topic_name(&topic)?;
-    let req: ProduceRequest = json_body(&headers, &body)?;
-    drop(body);
+    let req: ProduceRequest = json_body(&headers, body)?;
     let limits = &state.limits;
     if req.records.is_empty() {
         return Err(ApiError::bad_request("invalid_request", "records must not be empty"));
@@ -220,7 +268,11 @@ async fn produce(
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_many_records",
-            format!("at most {} records per request records={}", limits.max_records_per_request, req.records.len()),
+            format!(
+                "at most {} records per request records={}",
+                limits.max_records_per_request,
+                req.records.len()
+            ),
         ));
     }
     let encoding = req.encoding;
@@ -253,7 +305,10 @@ async fn produce(
             ));
         }
         if r.timestamp_ms.is_some_and(|t| t < 0) {
-            return Err(ApiError::bad_request("invalid_timestamp", format!("record {i} has a negative timestamp_ms")));
+            return Err(ApiError::bad_request(
+                "invalid_timestamp",
+                format!("record {i} has a negative timestamp_ms"),
+            ));
         }
         records.push(ProduceRecord {
             partition: r.partition,
@@ -282,39 +337,64 @@ async fn read_records(
     let partition = partition_number(&partition)?;
     let q = query_map(query)?;
     let limits = &state.limits;
-    let offset = query_u64(&q, "offset")?.ok_or_else(|| ApiError::bad_request("invalid_query", "offset is required"))?;
+    let offset =
+        query_u64(&q, "offset")?.ok_or_else(|| ApiError::bad_request("invalid_query", "offset is required"))?;
     let max_records = query_u64(&q, "max_records")?.unwrap_or(500);
     let max_bytes = query_u64(&q, "max_bytes")?.unwrap_or(1 << 20);
     if max_records == 0 || max_bytes == 0 {
-        return Err(ApiError::bad_request("invalid_query", "max_records and max_bytes must be positive"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "max_records and max_bytes must be positive",
+        ));
     }
     let wait_ms = query_u64(&q, "wait_ms")?.unwrap_or(0);
     let encoding = Encoding::parse(q.get("encoding").map(String::as_str))?;
-    if let Some(unknown) = q
-        .keys()
-        .find(|k| !matches!(k.as_str(), "offset" | "max_records" | "max_bytes" | "wait_ms" | "encoding"))
-    {
-        return Err(ApiError::bad_request("invalid_query", format!("unknown query parameter name={unknown}")));
+    if let Some(unknown) = q.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "offset" | "max_records" | "max_bytes" | "wait_ms" | "encoding"
+        )
+    }) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown query parameter name={unknown}"),
+        ));
     }
     let req = ReadRequest {
         partition,
         offset,
-        max_records: usize::try_from(max_records).unwrap_or(usize::MAX).min(limits.max_read_records),
-        max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX).min(limits.max_read_bytes),
+        max_records: usize::try_from(max_records)
+            .unwrap_or(usize::MAX)
+            .min(limits.max_read_records),
+        max_bytes: usize::try_from(max_bytes)
+            .unwrap_or(usize::MAX)
+            .min(limits.max_read_bytes),
         wait: Duration::from_millis(wait_ms).min(limits.max_wait),
     };
     let result = state.agent.read(&name, req).await?;
     let mut records = Vec::with_capacity(result.records.len());
     for r in result.records {
-        let key = r.key.as_ref().map(|k| encoding.encode(r.offset, "key", k)).transpose()?;
-        let value = r.value.as_ref().map(|v| encoding.encode(r.offset, "value", v)).transpose()?;
+        let key = r
+            .key
+            .as_ref()
+            .map(|k| encoding.encode(r.offset, "key", k))
+            .transpose()?;
+        let value = r
+            .value
+            .as_ref()
+            .map(|v| encoding.encode(r.offset, "value", v))
+            .transpose()?;
         let headers = r
             .headers
             .iter()
             .map(|h| {
                 Ok(JsonHeader {
                     key: h.key.clone(),
-                    value: h.value.as_ref().map(|v| encoding.encode(r.offset, "header value", v)).transpose()?,
+                    value: h
+                        .value
+                        .as_ref()
+                        .map(|v| encoding.encode(r.offset, "header value", v))
+                        .transpose()?,
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
@@ -345,9 +425,12 @@ async fn offset_for_timestamp(
     let ts = q
         .get("timestamp_ms")
         .ok_or_else(|| ApiError::bad_request("invalid_query", "timestamp_ms is required"))?;
-    let ts: i64 = ts
-        .parse()
-        .map_err(|_| ApiError::bad_request("invalid_query", format!("timestamp_ms must be an integer timestamp_ms={ts}")))?;
+    let ts: i64 = ts.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("timestamp_ms must be an integer timestamp_ms={ts}"),
+        )
+    })?;
     let offset = state.agent.offset_for_timestamp(&name, partition, ts).await?;
     Ok(axum::Json(OffsetResponse { offset }))
 }
@@ -360,15 +443,19 @@ async fn commit_group(
     State(state): State<AppState>,
     Path(group): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<StatusCode, ApiError> {
     let group = group_name(&group)?;
-    let req: GroupOffsets = json_body(&headers, &body)?;
+    let req: GroupOffsets = json_body(&headers, body)?;
     if req.offsets.is_empty() {
         return Err(ApiError::bad_request("invalid_request", "offsets must not be empty"));
     }
     if req.offsets.len() > 100_000 {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_many_offsets", "at most 100000 offsets per commit"));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_offsets",
+            "at most 100000 offsets per commit",
+        ));
     }
     let offsets = req
         .offsets
@@ -385,7 +472,10 @@ async fn commit_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn group_offsets(State(state): State<AppState>, Path(group): Path<String>) -> Result<axum::Json<GroupOffsets>, ApiError> {
+async fn group_offsets(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+) -> Result<axum::Json<GroupOffsets>, ApiError> {
     let group = group_name(&group)?;
     let offsets = state.agent.group_offsets(&group).await?;
     Ok(axum::Json(GroupOffsets {
@@ -415,10 +505,18 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("metrics encoding failed: {e}")).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("metrics encoding failed: {e}"),
+        )
+        .into_response(),
     }
 }

@@ -75,7 +75,8 @@ impl From<AgentError> for ApiError {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "commit_failed", message).retry(Duration::from_secs(1))
             }
             AgentError::CommitIndeterminate(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "commit_indeterminate", message).retry(Duration::from_secs(1))
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "commit_indeterminate", message)
+                    .retry(Duration::from_secs(1))
             }
             AgentError::Corrupt(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "data_corrupt", message),
             AgentError::Storage(StorageError::NotFound(_)) => {
@@ -86,9 +87,12 @@ impl From<AgentError> for ApiError {
                 | StorageError::Conflict(_)
                 | StorageError::Truncated { .. }
                 | StorageError::Unavailable { .. },
-            ) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message).retry(Duration::from_secs(1)),
+            ) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message).retry(Duration::from_secs(1))
+            }
             AgentError::MetaUnavailable(_) => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "metadata_unavailable", message).retry(Duration::from_secs(1))
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "metadata_unavailable", message)
+                    .retry(Duration::from_secs(1))
             }
             AgentError::Internal(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
         }

@@ -38,7 +38,14 @@ impl Rng {
 }
 
 const SERVICES: &[&str] = &[
-    "checkout", "payments", "inventory", "search", "auth", "gateway", "recommendations", "shipping",
+    "checkout",
+    "payments",
+    "inventory",
+    "search",
+    "auth",
+    "gateway",
+    "recommendations",
+    "shipping",
 ];
 const LEVELS: &[&str] = &["INFO", "INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"];
 const METHODS: &[&str] = &["GET", "GET", "GET", "POST", "PUT", "DELETE"];
@@ -52,9 +59,32 @@ const PATHS: &[&str] = &[
     "/api/v1/payments/authorize",
 ];
 const WORDS: &[&str] = &[
-    "request", "completed", "failed", "retrying", "upstream", "timeout", "cache", "miss", "hit",
-    "user", "order", "created", "updated", "connection", "pool", "exhausted", "latency", "slow",
-    "query", "database", "returned", "rows", "validation", "error", "token", "expired",
+    "request",
+    "completed",
+    "failed",
+    "retrying",
+    "upstream",
+    "timeout",
+    "cache",
+    "miss",
+    "hit",
+    "user",
+    "order",
+    "created",
+    "updated",
+    "connection",
+    "pool",
+    "exhausted",
+    "latency",
+    "slow",
+    "query",
+    "database",
+    "returned",
+    "rows",
+    "validation",
+    "error",
+    "token",
+    "expired",
 ];
 
 /// One ~1 KiB JSON log line.
@@ -182,8 +212,7 @@ fn main() {
                 let start = Instant::now();
                 for chunk in records.chunks(batch_size) {
                     let mut out = Vec::with_capacity(batch_size * 1100);
-                    encode_batch_with_level(chunk, codec, level, ProducerFields::NONE, &mut out)
-                        .expect("encodes");
+                    encode_batch_with_level(chunk, codec, level, ProducerFields::NONE, &mut out).expect("encodes");
                     batches.push(Bytes::from(out));
                 }
                 best_enc = best_enc.min(start.elapsed());

@@ -11,6 +11,10 @@ use crate::SegmentError;
 /// stops a small hostile batch from expanding into gigabytes.
 pub const MAX_DECOMPRESSED_BATCH: usize = 64 * 1024 * 1024;
 
+/// log2 of the largest zstd window accepted when decoding (64 MiB, the
+/// decompressed-size cap).
+const ZSTD_WINDOW_LOG_MAX: u32 = 26;
+
 /// Zstd level used when a batch is encoded with [`Compression::Zstd`];
 /// chosen by measurement (docs/decisions/0001-default-compression.md).
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
@@ -152,10 +156,12 @@ pub(crate) fn decompress(codec: Compression, data: &[u8], limit: usize) -> Resul
             Ok(out.len())
         }
         Compression::Lz4 => lz4_flex::frame::FrameDecoder::new(data).take(cap).read_to_end(&mut out),
-        Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(data) {
-            Ok(dec) => dec.take(cap).read_to_end(&mut out),
-            Err(e) => Err(e),
-        },
+        Compression::Zstd => zstd::stream::read::Decoder::with_buffer(data).and_then(|mut dec| {
+            // A window larger than the output cap is never needed; refusing it
+            // stops a hostile frame header from reserving up to 2 GiB.
+            dec.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            dec.take(cap).read_to_end(&mut out)
+        }),
     };
     result.map_err(|e| SegmentError::Decompress {
         codec: name,

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use silt_segment::{
-    BatchIter, BatchView, Compression, SegmentError, decode_chunk, decode_footer,
-    decode_footer_from_tail, decode_trailer,
+    BatchIter, BatchView, Compression, SegmentError, decode_chunk, decode_footer, decode_footer_from_tail,
+    decode_trailer,
 };
 use silt_types::Record;
 
@@ -36,17 +36,8 @@ fn poke_everything(data: &[u8]) {
 }
 
 fn small_segment() -> impl Strategy<Value = Vec<ChunkSpec>> {
-    prop::collection::vec(
-        prop::collection::vec((records(4), compression()), 1..3),
-        1..3,
-    )
-    .prop_map(|chunks| {
-        chunks
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| (i as u32, b))
-            .collect()
-    })
+    prop::collection::vec(prop::collection::vec((records(4), compression()), 1..3), 1..3)
+        .prop_map(|chunks| chunks.into_iter().enumerate().map(|(i, b)| (i as u32, b)).collect())
 }
 
 fn decode_chunk_fully(bytes: Bytes) -> Result<usize, SegmentError> {
@@ -213,10 +204,7 @@ fn record_count_too_small_is_an_error() {
     reseal_batch(&mut b);
     let view = BatchView::new(Bytes::from(b)).expect("header is fine");
     let results: Vec<_> = view.records().expect("iter").collect();
-    assert!(matches!(
-        results.last(),
-        Some(Err(SegmentError::LengthMismatch { .. }))
-    ));
+    assert!(matches!(results.last(), Some(Err(SegmentError::LengthMismatch { .. }))));
 }
 
 #[test]
@@ -285,10 +273,7 @@ fn unsupported_codecs_and_magic_are_refused() {
     b[22] = 1; // gzip
     reseal_batch(&mut b);
     let view = BatchView::new(Bytes::from(b.clone())).expect("parses");
-    assert_eq!(
-        view.records().err(),
-        Some(SegmentError::UnsupportedCompression(1))
-    );
+    assert_eq!(view.records().err(), Some(SegmentError::UnsupportedCompression(1)));
     let mut w = silt_segment::SegmentWriter::new();
     assert_eq!(
         w.add_chunk(topic(1), 0, &[Bytes::from(b.clone())]),
@@ -332,8 +317,5 @@ fn footer_with_out_of_bounds_entry_is_refused() {
     ));
     let mut future = object.to_vec();
     future[9] = 2;
-    assert_eq!(
-        decode_footer(&future),
-        Err(SegmentError::UnsupportedVersion(2))
-    );
+    assert_eq!(decode_footer(&future), Err(SegmentError::UnsupportedVersion(2)));
 }

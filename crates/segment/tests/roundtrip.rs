@@ -6,8 +6,8 @@ use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use silt_segment::{
-    BatchIter, BatchView, ChunkEntry, Compression, ProducerFields, SegmentError, SegmentWriter,
-    decode_chunk, decode_footer, decode_footer_from_tail, encode_batch, set_base_offset,
+    BatchIter, BatchView, ChunkEntry, Compression, ProducerFields, SegmentError, SegmentWriter, decode_chunk,
+    decode_footer, decode_footer_from_tail, encode_batch, set_base_offset,
 };
 use silt_types::{Header, Record};
 
@@ -135,18 +135,14 @@ fn empty_batch_and_chunk_are_refused() {
     assert_eq!(out, vec![1, 2, 3]);
     let mut w = SegmentWriter::new();
     assert!(w.is_empty());
-    assert_eq!(
-        w.add_chunk(topic(1), 0, &[]),
-        Err(SegmentError::EmptyChunk)
-    );
+    assert_eq!(w.add_chunk(topic(1), 0, &[]), Err(SegmentError::EmptyChunk));
 }
 
 #[test]
 fn duplicate_chunk_is_refused_and_writer_unchanged() {
     let b = batch(&[rec(1, None, Some(b"v"))], Compression::None);
     let mut w = SegmentWriter::new();
-    w.add_chunk(topic(1), 3, std::slice::from_ref(&b))
-        .expect("first");
+    w.add_chunk(topic(1), 3, std::slice::from_ref(&b)).expect("first");
     let len = w.len();
     assert_eq!(
         w.add_chunk(topic(1), 3, std::slice::from_ref(&b)),
@@ -168,8 +164,7 @@ fn add_chunk_rejects_corrupt_batch_and_leaves_writer_unchanged() {
     let last = bad.len() - 1;
     bad[last] ^= 1;
     let mut w = SegmentWriter::new();
-    w.add_chunk(topic(1), 0, std::slice::from_ref(&good))
-        .expect("good");
+    w.add_chunk(topic(1), 0, std::slice::from_ref(&good)).expect("good");
     let len = w.len();
     let err = w.add_chunk(topic(1), 1, &[good.clone(), Bytes::from(bad)]);
     assert!(matches!(err, Err(SegmentError::BatchCrcMismatch { .. })));
@@ -194,25 +189,16 @@ fn client_base_offset_is_replaced() {
     w.add_chunk(topic(1), 0, &[b.clone(), b]).expect("adds");
     let (object, entries) = w.finish();
     let chunk = decode_chunk(chunk_bytes(&object, &entries[0])).expect("chunk");
-    let bases: Vec<i64> = chunk
-        .batches()
-        .map(|b| b.expect("batch").base_offset())
-        .collect();
+    let bases: Vec<i64> = chunk.batches().map(|b| b.expect("batch").base_offset()).collect();
     assert_eq!(bases, vec![0, 2]);
-    let offsets: Vec<u64> = chunk
-        .records(100)
-        .map(|r| r.expect("record").offset)
-        .collect();
+    let offsets: Vec<u64> = chunk.records(100).map(|r| r.expect("record").offset).collect();
     assert_eq!(offsets, vec![100, 101, 102, 103]);
     assert!(set_base_offset(&mut [0u8; 7], 1).is_err());
 }
 
 #[test]
 fn uncompressed_values_are_zero_copy() {
-    let b = batch(
-        &[rec(1, Some(b"key"), Some(b"some value bytes"))],
-        Compression::None,
-    );
+    let b = batch(&[rec(1, Some(b"key"), Some(b"some value bytes"))], Compression::None);
     let range = b.as_ptr() as usize..b.as_ptr() as usize + b.len();
     let view = BatchView::new(b.clone()).expect("parses");
     let r = view.records().expect("iter").next().expect("one").expect("ok");

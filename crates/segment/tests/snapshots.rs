@@ -5,10 +5,7 @@
 //! new FORMAT_VERSION), run with `SILT_UPDATE_SNAPSHOTS=1`.
 
 use bytes::Bytes;
-use silt_segment::{
-    BatchView, Compression, ProducerFields, SegmentWriter, decode_chunk, decode_footer,
-    encode_batch,
-};
+use silt_segment::{BatchView, Compression, ProducerFields, SegmentWriter, decode_chunk, decode_footer, encode_batch};
 use silt_types::{Header, Record, TopicId};
 
 fn records() -> Vec<Record> {
@@ -137,18 +134,14 @@ fn batch_v2_none_snapshot() {
 fn segment_v1_small_snapshot() {
     let mut w = SegmentWriter::new();
     let topic = TopicId::from_bytes([0x11; 16]);
-    w.add_chunk(topic, 7, &[Bytes::from(batch())])
-        .expect("adds");
+    w.add_chunk(topic, 7, &[Bytes::from(batch())]).expect("adds");
     let (object, entries) = w.finish();
     check_snapshot("segment_v1_small.hex", &object);
     assert_eq!(object.len(), 213);
     assert_eq!(decode_footer(&object).expect("footer"), entries);
     let e = entries[0];
-    let chunk = decode_chunk(object.slice(e.byte_offset as usize..(e.byte_offset + e.byte_len) as usize))
-        .expect("chunk");
-    let got: Vec<Record> = chunk
-        .records(1000)
-        .map(|r| r.expect("ok").into_record())
-        .collect();
+    let chunk =
+        decode_chunk(object.slice(e.byte_offset as usize..(e.byte_offset + e.byte_len) as usize)).expect("chunk");
+    let got: Vec<Record> = chunk.records(1000).map(|r| r.expect("ok").into_record()).collect();
     assert_eq!(got, records());
 }

@@ -41,7 +41,15 @@ mod tests {
     #[test]
     fn sequential_ids_spread_over_prefixes() {
         let prefixes: HashSet<String> = (0..1000u128)
-            .map(|i| Layout.segment_key(SegmentId(i)).as_ref().split('/').nth(1).map(str::to_owned).unwrap_or_default())
+            .map(|i| {
+                Layout
+                    .segment_key(SegmentId(i))
+                    .as_ref()
+                    .split('/')
+                    .nth(1)
+                    .map(str::to_owned)
+                    .unwrap_or_default()
+            })
             .collect();
         assert!(prefixes.len() > 200, "only {} prefixes", prefixes.len());
         assert_eq!(

@@ -48,7 +48,9 @@ pub fn build_object_store(config: &ObjectStoreConfig) -> Result<Arc<dyn ObjectSt
     }
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
-            return Err(invalid("file urls need an absolute path, e.g. file:///var/lib/silt".into()));
+            return Err(invalid(
+                "file urls need an absolute path, e.g. file:///var/lib/silt".into(),
+            ));
         }
         std::fs::create_dir_all(path).map_err(|e| invalid(format!("cannot create directory: {e}")))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(path)
@@ -189,15 +191,27 @@ mod tests {
     async fn put_new_is_idempotent_for_same_bytes_and_refuses_others() {
         let store = SegmentStore::new(build_object_store(&ObjectStoreConfig::new("memory://")).expect("memory store"));
         let key = Path::from("segments/00/a.seg");
-        store.put_new(&key, Bytes::from_static(b"hello")).await.expect("first put");
-        store.put_new(&key, Bytes::from_static(b"hello")).await.expect("retried put");
+        store
+            .put_new(&key, Bytes::from_static(b"hello"))
+            .await
+            .expect("first put");
+        store
+            .put_new(&key, Bytes::from_static(b"hello"))
+            .await
+            .expect("retried put");
         assert!(matches!(
             store.put_new(&key, Bytes::from_static(b"other!")).await,
             Err(StorageError::Conflict(_))
         ));
         assert_eq!(store.get(&key).await.expect("get"), Bytes::from_static(b"hello"));
-        assert_eq!(store.get_range(&key, 1..3).await.expect("range"), Bytes::from_static(b"el"));
-        assert!(matches!(store.get(&Path::from("nope")).await, Err(StorageError::NotFound(_))));
+        assert_eq!(
+            store.get_range(&key, 1..3).await.expect("range"),
+            Bytes::from_static(b"el")
+        );
+        assert!(matches!(
+            store.get(&Path::from("nope")).await,
+            Err(StorageError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -212,7 +226,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         for bad in ["file://relative", "ftp://x", "s3://", "nonsense"] {
             assert!(
-                matches!(build_object_store(&ObjectStoreConfig::new(bad)), Err(StorageError::InvalidUrl { .. })),
+                matches!(
+                    build_object_store(&ObjectStoreConfig::new(bad)),
+                    Err(StorageError::InvalidUrl { .. })
+                ),
                 "{bad} accepted"
             );
         }

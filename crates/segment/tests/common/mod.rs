@@ -38,11 +38,7 @@ pub fn records(max: usize) -> impl Strategy<Value = Vec<Record>> {
 }
 
 pub fn compression() -> impl Strategy<Value = Compression> {
-    prop_oneof![
-        Just(Compression::None),
-        Just(Compression::Lz4),
-        Just(Compression::Zstd)
-    ]
+    prop_oneof![Just(Compression::None), Just(Compression::Lz4), Just(Compression::Zstd)]
 }
 
 pub fn topic(n: u8) -> TopicId {
@@ -60,11 +56,7 @@ pub fn batch(records: &[Record], compression: Compression) -> Bytes {
 pub type ChunkSpec = (u32, Vec<(Vec<Record>, Compression)>);
 
 pub fn chunk_specs() -> impl Strategy<Value = Vec<ChunkSpec>> {
-    prop::collection::vec(
-        prop::collection::vec((records(6), compression()), 1..4),
-        1..4,
-    )
-    .prop_map(|chunks| {
+    prop::collection::vec(prop::collection::vec((records(6), compression()), 1..4), 1..4).prop_map(|chunks| {
         chunks
             .into_iter()
             .enumerate()

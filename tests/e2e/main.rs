@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `silt` binary, real HTTP, real signals.
+
+mod api;
+mod concurrency;
+mod durability;
+mod limits;
