@@ -45,8 +45,23 @@ fn validate(name: &str, max: usize) -> Result<(), NameError> {
 }
 
 /// A topic name following Kafka's rules: 1–249 characters of `[a-zA-Z0-9._-]`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct TopicName(String);
+
+impl TryFrom<String> for TopicName {
+    type Error = NameError;
+    fn try_from(name: String) -> Result<Self, NameError> {
+        validate(&name, Self::MAX_LEN)?;
+        Ok(Self(name))
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(name: TopicName) -> String {
+        name.0
+    }
+}
 
 impl TopicName {
     /// Kafka's limit on topic name length.
@@ -77,8 +92,23 @@ impl fmt::Debug for TopicName {
 }
 
 /// A consumer group name: same alphabet as topics, up to 255 characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct GroupName(String);
+
+impl TryFrom<String> for GroupName {
+    type Error = NameError;
+    fn try_from(name: String) -> Result<Self, NameError> {
+        validate(&name, Self::MAX_LEN)?;
+        Ok(Self(name))
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(name: GroupName) -> String {
+        name.0
+    }
+}
 
 impl GroupName {
     /// Limit on group name length.
