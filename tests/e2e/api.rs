@@ -163,7 +163,43 @@ async fn topics_lifecycle_timestamps_and_groups() {
         .send("GET", "/v1/groups/g1/offsets", None)
         .await
         .expect("get group");
-    assert_eq!(r.body, commit);
+    assert_eq!(r.body["offsets"], commit["offsets"]);
+    assert_eq!(r.body["generation"], 0);
+
+    // Generations fence stale members; offsets never move backwards without reset.
+    let join = client.send("POST", "/v1/groups/g1/join", None).await.expect("join");
+    assert_eq!(join.body["generation"], 1);
+    let join = client.send("POST", "/v1/groups/g1/join", None).await.expect("join");
+    assert_eq!(join.body["generation"], 2);
+    let stale = json!({"generation": 1, "offsets": [{"topic": "t1", "partition": 0, "offset": 4}]});
+    let r = client
+        .send("POST", "/v1/groups/g1/offsets", Some(stale))
+        .await
+        .expect("stale commit");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.body["error"]["code"], "stale_generation");
+    let back = json!({"generation": 2, "offsets": [{"topic": "t1", "partition": 0, "offset": 1}]});
+    let r = client
+        .send("POST", "/v1/groups/g1/offsets", Some(back))
+        .await
+        .expect("backwards commit");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.body["error"]["code"], "offset_regression");
+    let reset = json!({"generation": 2, "reset": true, "offsets": [{"topic": "t1", "partition": 0, "offset": 1}]});
+    assert_eq!(
+        client
+            .send("POST", "/v1/groups/g1/offsets", Some(reset))
+            .await
+            .expect("reset")
+            .status,
+        204
+    );
+    let r = client
+        .send("GET", "/v1/groups/g1/offsets", None)
+        .await
+        .expect("get group");
+    assert_eq!(r.body["offsets"][0]["offset"], 1);
+    assert_eq!(r.body["generation"], 2);
 
     // Delete and re-create: a new id and an empty log.
     assert_eq!(

@@ -3,4 +3,7 @@
 mod api;
 mod concurrency;
 mod durability;
+mod faults;
 mod limits;
+mod replay;
+mod streaming;

@@ -161,18 +161,29 @@ impl Silt {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Sum of every sample of a metric family in `/metrics` (0 when absent).
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(self.url("/metrics"))
+    /// The whole `/metrics` exposition, for failure messages.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(self.url("/metrics"))
             .await
             .expect("scrape metrics")
             .text()
             .await
-            .expect("metrics body");
+            .expect("metrics body")
+    }
+
+    /// Sum of every sample of a metric family in `/metrics` (0 when absent).
+    /// `name` may carry a label prefix: `silt_x_total{source="replay"`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+                l.strip_prefix(name).is_some_and(|rest| {
+                    if name.contains('{') {
+                        rest.starts_with('}') || rest.starts_with(',')
+                    } else {
+                        rest.starts_with(' ') || rest.starts_with('{')
+                    }
+                })
             })
             .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
             .sum()

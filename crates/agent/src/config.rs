@@ -25,6 +25,17 @@ pub struct AgentConfig {
     pub topic_cache_ttl: Duration,
     /// Entries of the offset→chunk lookup cache.
     pub location_cache_entries: usize,
+    /// A read starting more than this many records behind the high watermark
+    /// is a replay: it bypasses the tail cache and uses the replay budget.
+    pub replay_lag_records: u64,
+    /// Ranged GETs replays may have in flight at once (all replays of the agent).
+    pub replay_concurrency: usize,
+    /// Bandwidth replays may take from the object store, bytes/s (0 = unlimited).
+    pub replay_bytes_per_sec: u64,
+    /// Chunks a replay fetches ahead of its reader.
+    pub readahead_chunks: usize,
+    /// Bytes of chunks fetched ahead, for all replays together.
+    pub readahead_bytes: usize,
 }
 
 impl Default for AgentConfig {
@@ -39,6 +50,11 @@ impl Default for AgentConfig {
             max_wait: Duration::from_secs(60),
             topic_cache_ttl: Duration::from_secs(5),
             location_cache_entries: 100_000,
+            replay_lag_records: 10_000,
+            replay_concurrency: 8,
+            replay_bytes_per_sec: 0,
+            readahead_chunks: 4,
+            readahead_bytes: 64 << 20,
         }
     }
 }

@@ -60,6 +60,49 @@ pub enum AgentError {
     /// The commit's outcome is unknown; the records may or may not be visible.
     #[error("segment commit outcome unknown: {0}")]
     CommitIndeterminate(String),
+    /// A group commit came from an older generation of the group.
+    #[error("stale group generation group={group} current={current} given={given}")]
+    StaleGeneration {
+        /// Group.
+        group: String,
+        /// The group's generation.
+        current: i32,
+        /// The generation the commit carried.
+        given: i32,
+    },
+    /// A group commit would move an offset backwards without `reset`.
+    #[error(
+        "committed offset would move backwards topic={topic} partition={partition} committed={committed} given={given}"
+    )]
+    OffsetRegression {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: PartitionId,
+        /// Stored offset.
+        committed: Offset,
+        /// Offset given.
+        given: Offset,
+    },
+    /// No producer with that id.
+    #[error("unknown producer id={0}")]
+    UnknownProducer(i64),
+    /// A newer epoch of this producer exists.
+    #[error("producer fenced by a newer epoch current_epoch={current_epoch}")]
+    ProducerFenced {
+        /// The producer's current epoch.
+        current_epoch: i16,
+    },
+    /// The request's sequence is not the next expected one.
+    #[error("out of order sequence expected_sequence={expected}")]
+    OutOfOrderSequence {
+        /// The sequence the next request must carry.
+        expected: i32,
+    },
+    /// A concurrent duplicate of an idempotent batch shared this request's
+    /// chunk; nothing of this request was written, retry it.
+    #[error("commit conflicted with a concurrent duplicate batch, records not written; retry")]
+    CommitConflict,
     /// Stored bytes failed their checksum on every copy.
     #[error("stored data corrupt: {0}")]
     Corrupt(String),
@@ -85,6 +128,19 @@ impl From<MetaError> for AgentError {
             MetaError::Unavailable(msg) => Self::MetaUnavailable(msg),
             MetaError::Indeterminate(msg) => Self::MetaUnavailable(msg),
             MetaError::Corrupt(msg) => Self::Internal(format!("metadata corrupt: {msg}")),
+            MetaError::StaleGeneration { group, current, given } => Self::StaleGeneration { group, current, given },
+            MetaError::OffsetRegression {
+                topic,
+                partition,
+                committed,
+                given,
+            } => Self::OffsetRegression {
+                topic,
+                partition,
+                committed,
+                given,
+            },
+            MetaError::UnknownProducer(id) => Self::UnknownProducer(id),
         }
     }
 }

@@ -17,6 +17,7 @@ mod locations;
 mod metrics;
 pub mod partitioner;
 mod read;
+mod replay;
 mod topics;
 mod write;
 
@@ -31,7 +32,10 @@ pub use metrics::AgentMetrics;
 pub use read::{ReadRequest, ReadResult};
 
 use silt_cache::SegmentCache;
-use silt_meta::{GroupOffset, Metadata, PartitionState, TopicConfig, TopicInfo};
+use silt_meta::{
+    AgentInfo, GroupCommit, GroupState, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity,
+    TopicConfig, TopicInfo,
+};
 use silt_segment::{ProducerFields, encode_batch};
 use silt_storage::{Layout, SegmentStore};
 use silt_types::{Clock, GroupName, IdGen, Offset, PartitionId, Record, TopicName};
@@ -50,6 +54,19 @@ pub struct ProduceRecord {
     pub record: Record,
     /// Whether the client gave no timestamp.
     pub timestamp_missing: bool,
+}
+
+/// Idempotent-producer fields of a produce request (Kafka's model: the
+/// sequence numbers records per partition, so such a request targets one
+/// partition and `sequence` is the number of its first record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerHeader {
+    /// Producer id from `POST /v1/producers`.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence number of the request's first record.
+    pub sequence: i32,
 }
 
 /// Where one produced record landed.
@@ -97,6 +114,8 @@ pub(crate) struct Shared {
     topics: topics::TopicCache,
     locations: locations::LocationCache,
     inflight: read::InFlight,
+    replay: replay::ReplayBudget,
+    readahead: replay::ReadAhead,
     round_robin: AtomicU64,
 }
 
@@ -122,6 +141,8 @@ impl Agent {
         let shared = Arc::new(Shared {
             admission: Arc::new(Semaphore::new(max_permits)),
             locations: locations::LocationCache::new(config.location_cache_entries),
+            replay: replay::ReplayBudget::new(config.replay_concurrency, config.replay_bytes_per_sec),
+            readahead: replay::ReadAhead::new(config.readahead_bytes),
             topics: topics::TopicCache::new(config.topic_cache_ttl),
             config,
             meta: parts.meta,
@@ -170,6 +191,7 @@ impl Agent {
         &self,
         topic: &TopicName,
         records: Vec<ProduceRecord>,
+        producer: Option<ProducerHeader>,
     ) -> Result<Vec<ProducedOffset>, AgentError> {
         let shared = &self.shared;
         if shared.stopping.is_cancelled() {
@@ -214,6 +236,37 @@ impl Agent {
             groups[group].1.push(pr.record);
         }
 
+        // Idempotent producers: Kafka's per-partition sequences, checked before buffering.
+        if let Some(p) = producer {
+            let [(partition, recs)] = groups.as_slice() else {
+                return Err(AgentError::Invalid(
+                    "an idempotent produce request must target exactly one partition: give \"partition\" on every record"
+                        .into(),
+                ));
+            };
+            let append = ProducerAppend {
+                producer_id: p.producer_id,
+                producer_epoch: p.producer_epoch,
+                base_sequence: p.sequence,
+                record_count: recs.len() as u32,
+                offset_in_chunk: 0,
+            };
+            match shared.meta.check_producer(info.id, *partition, &append).await? {
+                ProducerCheck::Accept => {}
+                ProducerCheck::Duplicate { base_offset } => {
+                    // A retry of a committed request: its original offsets, nothing written.
+                    return Ok((0..recs.len() as u64)
+                        .map(|i| ProducedOffset {
+                            partition: *partition,
+                            offset: base_offset + i,
+                        })
+                        .collect());
+                }
+                ProducerCheck::UnknownProducer => return Err(AgentError::UnknownProducer(p.producer_id)),
+                other => return Err(write::producer_error(other)),
+            }
+        }
+
         // Admission: bytes not yet acknowledged are bounded.
         let permits = u32::try_from(weight.min(shared.config.max_unacked_bytes)).unwrap_or(u32::MAX);
         let permit = match tokio::time::timeout(
@@ -238,7 +291,12 @@ impl Agent {
         let record_count = assigned.len() as u64;
         for (partition, recs) in &groups {
             let mut buf = Vec::new();
-            let batch = encode_batch(recs, shared.config.compression, ProducerFields::NONE, &mut buf)
+            let fields = producer.map_or(ProducerFields::NONE, |p| ProducerFields {
+                producer_id: p.producer_id,
+                producer_epoch: p.producer_epoch,
+                base_sequence: p.sequence,
+            });
+            let batch = encode_batch(recs, shared.config.compression, fields, &mut buf)
                 .map_err(|e| AgentError::Invalid(format!("cannot encode records: {e}")))?;
             batches.push(write::PendingBatch {
                 topic: info.id,
@@ -246,6 +304,7 @@ impl Agent {
                 bytes: buf.into(),
                 records: batch.record_count,
                 max_timestamp_ms: batch.max_timestamp_ms,
+                producer: producer.map(|p| (p.producer_id, p.producer_epoch, p.sequence)),
             });
         }
         let admitted_bytes = shared.metrics.admitted(weight);
@@ -357,7 +416,7 @@ impl Agent {
         let Some(loc) = shared.meta.lookup_timestamp(info.id, partition, timestamp_ms).await? else {
             return Ok(state.high_watermark);
         };
-        let view = read::read_chunk(shared, &loc).await?;
+        let view = read::read_chunk(shared, &loc, read::ReadPath::Tail).await?;
         for record in view.records(loc.base_offset) {
             let record = record.map_err(|e| AgentError::Corrupt(format!("key={} {e}", loc.object_key)))?;
             if record.offset >= state.log_start_offset && record.timestamp_ms >= timestamp_ms {
@@ -406,14 +465,29 @@ impl Agent {
         Ok(self.shared.meta.list_topics().await?)
     }
 
-    /// Stores a consumer group's offsets.
-    pub async fn commit_group_offsets(&self, group: &GroupName, offsets: &[GroupOffset]) -> Result<(), AgentError> {
-        Ok(self.shared.meta.commit_group_offsets(group, offsets).await?)
+    /// Stores a consumer group's offsets (fenced by generation, never backwards without reset).
+    pub async fn commit_group_offsets(&self, group: &GroupName, commit: &GroupCommit) -> Result<(), AgentError> {
+        Ok(self.shared.meta.commit_group_offsets(group, commit).await?)
     }
 
-    /// A consumer group's offsets.
-    pub async fn group_offsets(&self, group: &GroupName) -> Result<Vec<GroupOffset>, AgentError> {
+    /// A consumer group's generation and offsets.
+    pub async fn group_offsets(&self, group: &GroupName) -> Result<GroupState, AgentError> {
         Ok(self.shared.meta.group_offsets(group).await?)
+    }
+
+    /// Starts a new generation of a group, fencing commits of older ones.
+    pub async fn join_group(&self, group: &GroupName) -> Result<i32, AgentError> {
+        Ok(self.shared.meta.join_group(group).await?)
+    }
+
+    /// Allocates a producer id, or bumps an existing one's epoch.
+    pub async fn init_producer(&self, existing: Option<i64>) -> Result<ProducerIdentity, AgentError> {
+        Ok(self.shared.meta.init_producer(existing).await?)
+    }
+
+    /// The live agents of the fleet.
+    pub async fn list_agents(&self) -> Result<Vec<AgentInfo>, AgentError> {
+        Ok(self.shared.meta.list_agents().await?)
     }
 
     /// Whether the metadata service and the object store answer.
@@ -478,5 +552,27 @@ fn clone_error(e: &AgentError) -> AgentError {
         AgentError::Storage(e) => AgentError::UploadFailed(e.to_string()),
         AgentError::MetaUnavailable(m) => AgentError::MetaUnavailable(m.clone()),
         AgentError::Internal(m) => AgentError::Internal(m.clone()),
+        AgentError::StaleGeneration { group, current, given } => AgentError::StaleGeneration {
+            group: group.clone(),
+            current: *current,
+            given: *given,
+        },
+        AgentError::OffsetRegression {
+            topic,
+            partition,
+            committed,
+            given,
+        } => AgentError::OffsetRegression {
+            topic: topic.clone(),
+            partition: *partition,
+            committed: *committed,
+            given: *given,
+        },
+        AgentError::UnknownProducer(id) => AgentError::UnknownProducer(*id),
+        AgentError::ProducerFenced { current_epoch } => AgentError::ProducerFenced {
+            current_epoch: *current_epoch,
+        },
+        AgentError::OutOfOrderSequence { expected } => AgentError::OutOfOrderSequence { expected: *expected },
+        AgentError::CommitConflict => AgentError::CommitConflict,
     }
 }

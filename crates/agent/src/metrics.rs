@@ -17,6 +17,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -39,6 +44,8 @@ pub struct AgentMetrics {
     corrupt_chunks: Counter,
     reads_waiting: Gauge,
     unacked_bytes: Gauge,
+    chunk_reads: Family<SourceLabel, Counter>,
+    replay_bytes: Counter,
 }
 
 /// Counts admitted bytes as unacknowledged while it lives.
@@ -79,6 +86,8 @@ impl AgentMetrics {
             corrupt_chunks: Counter::default(),
             reads_waiting: Gauge::default(),
             unacked_bytes: Gauge::default(),
+            chunk_reads: Family::default(),
+            replay_bytes: Counter::default(),
         };
         let r = registry;
         r.register(
@@ -137,6 +146,16 @@ impl AgentMetrics {
             "silt_corrupt_chunks",
             "Chunks that failed their checksum on read",
             m.corrupt_chunks.clone(),
+        );
+        r.register(
+            "silt_chunk_reads",
+            "Chunks read, by source: cache, tail_fetch (whole segment fetched and cached), replay (ranged GET), readahead",
+            m.chunk_reads.clone(),
+        );
+        r.register(
+            "silt_replay_bytes",
+            "Bytes fetched by replay reads and their read-ahead",
+            m.replay_bytes.clone(),
         );
         r.register(
             "silt_unacked_bytes",
@@ -202,6 +221,14 @@ impl AgentMetrics {
     pub(crate) fn read_waiting(&self) -> WaitingRead {
         self.reads_waiting.inc();
         WaitingRead(self.reads_waiting.clone())
+    }
+
+    pub(crate) fn chunk_read(&self, source: &'static str) {
+        self.chunk_reads.get_or_create(&SourceLabel { source }).inc();
+    }
+
+    pub(crate) fn replay_bytes(&self, bytes: u64) {
+        self.replay_bytes.inc_by(bytes);
     }
 
     pub(crate) fn corrupt_chunk(&self) {

@@ -63,8 +63,10 @@ impl std::fmt::Debug for InFlight {
 /// readers ask at the same time) from the object store, then caches it.
 async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentError> {
     if let Some(bytes) = shared.cache.get(key).await {
+        shared.metrics.chunk_read("cache");
         return Ok(bytes);
     }
+    shared.metrics.chunk_read("tail_fetch");
     let fut = {
         let mut fetches = shared.inflight.fetches.lock().expect("inflight lock poisoned");
         fetches
@@ -97,21 +99,41 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentErr
     })
 }
 
-/// Reads and verifies one chunk. A copy that fails its CRC is dropped from the
-/// cache and fetched again from the object store; if that copy is corrupt
-/// too, the read fails with `Corrupt` — corrupt bytes are never served.
+/// Which path a read takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadPath {
+    /// Near the high watermark: whole segments through the tail cache.
+    Tail,
+    /// Far behind: chunk ranges from object storage on the replay budget.
+    Replay,
+}
+
+/// Reads and verifies one chunk. A copy that fails its CRC is dropped (from
+/// the cache) and fetched again from the object store; if that copy is
+/// corrupt too, the read fails with `Corrupt` — corrupt bytes are never served.
 pub(crate) async fn read_chunk(
     shared: &Arc<Shared>,
     loc: &ChunkLocation,
+    path: ReadPath,
 ) -> Result<silt_segment::ChunkView, AgentError> {
     let mut last_error = String::new();
     for attempt in 0..2 {
-        let object = object_bytes(shared, &loc.object_key).await?;
-        match slice_chunk(&object, loc).and_then(|bytes| verify_chunk(bytes, loc)) {
+        let chunk = match path {
+            ReadPath::Tail => {
+                let object = object_bytes(shared, &loc.object_key).await?;
+                slice_chunk(&object, loc)
+            }
+            ReadPath::Replay => match crate::replay::chunk_bytes(shared, loc, attempt > 0).await {
+                Ok(bytes) => Ok(bytes),
+                Err(StorageError::NotFound(key)) => return Err(AgentError::Storage(StorageError::NotFound(key))),
+                Err(other) => return Err(AgentError::Internal(format!("object read failed: {other}"))),
+            },
+        };
+        match chunk.and_then(|bytes| verify_chunk(bytes, loc)) {
             Ok(view) => return Ok(view),
             Err(reason) => {
                 shared.metrics.corrupt_chunk();
-                warn!(key = %loc.object_key, topic = %loc.topic, partition = loc.partition, base_offset = loc.base_offset, attempt, %reason, "corrupt chunk, dropping cached copy");
+                warn!(key = %loc.object_key, topic = %loc.topic, partition = loc.partition, base_offset = loc.base_offset, attempt, %reason, "corrupt chunk, fetching again");
                 shared.cache.remove(&loc.object_key);
                 last_error = reason;
             }
@@ -174,11 +196,20 @@ pub(crate) async fn collect(
     let mut bytes = 0usize;
     let mut next = req.offset;
     let mut retried_gone = false;
+    let path = if high_watermark.saturating_sub(req.offset) > shared.config.replay_lag_records {
+        ReadPath::Replay
+    } else {
+        ReadPath::Tail
+    };
+    let mut last_loc = None;
     while next < high_watermark && records.len() < req.max_records && (records.is_empty() || bytes < req.max_bytes) {
         let Some(loc) = locate(shared, topic, req.partition, next).await? else {
             break;
         };
-        let view = match read_chunk(shared, &loc).await {
+        if path == ReadPath::Replay && last_loc.is_none() {
+            crate::replay::prefetch(shared, &loc, high_watermark, shared.config.readahead_chunks);
+        }
+        let view = match read_chunk(shared, &loc, path).await {
             Ok(view) => view,
             Err(AgentError::Storage(StorageError::NotFound(_))) if !retried_gone => {
                 // Compaction may have moved the range: look it up again once.
@@ -203,6 +234,7 @@ pub(crate) async fn collect(
             }
             let size = record_size(&record);
             if records.len() >= req.max_records || (!records.is_empty() && bytes + size > req.max_bytes) {
+                finish_replay(shared, path, &loc, high_watermark);
                 return Ok((records, next));
             }
             bytes += size;
@@ -216,8 +248,19 @@ pub(crate) async fn collect(
                 loc.object_key, loc.last_offset
             )));
         }
+        last_loc = Some(loc);
+    }
+    if let Some(loc) = last_loc {
+        finish_replay(shared, path, &loc, high_watermark);
     }
     Ok((records, next))
+}
+
+/// After a replay read, fetch what the reader will ask for next.
+fn finish_replay(shared: &Arc<Shared>, path: ReadPath, last: &ChunkLocation, high_watermark: Offset) {
+    if path == ReadPath::Replay {
+        crate::replay::prefetch(shared, last, high_watermark, shared.config.readahead_chunks);
+    }
 }
 
 /// Size of a record as counted against `max_bytes`.

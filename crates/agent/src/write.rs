@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use silt_meta::{ChunkCommit, ChunkOutcome, MetaError, SegmentCommit};
+use silt_meta::{ChunkCommit, ChunkOutcome, MetaError, ProducerAppend, ProducerCheck, SegmentCommit};
 use silt_segment::SegmentWriter;
 use silt_types::{Offset, PartitionId, TopicId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
@@ -61,6 +61,8 @@ struct PartitionBuf {
     batches: Vec<Bytes>,
     records: u32,
     max_timestamp_ms: i64,
+    /// Idempotent producers' batches, validated again inside the commit.
+    producers: Vec<ProducerAppend>,
 }
 
 /// The segment being filled.
@@ -90,6 +92,8 @@ pub(crate) struct PendingBatch {
     pub(crate) bytes: Bytes,
     pub(crate) records: u32,
     pub(crate) max_timestamp_ms: i64,
+    /// `(producer id, epoch, base sequence)` of an idempotent producer's batch.
+    pub(crate) producer: Option<(i64, i16, i32)>,
 }
 
 /// Handle to the running pipeline tasks.
@@ -135,6 +139,15 @@ pub(crate) fn append(
         for batch in batches {
             let part = open.parts.entry((batch.topic, batch.partition)).or_default();
             slots.push((batch.topic, batch.partition, part.records));
+            if let Some((producer_id, producer_epoch, base_sequence)) = batch.producer {
+                part.producers.push(ProducerAppend {
+                    producer_id,
+                    producer_epoch,
+                    base_sequence,
+                    record_count: batch.records,
+                    offset_in_chunk: part.records,
+                });
+            }
             part.records += batch.records;
             part.max_timestamp_ms = if part.batches.is_empty() {
                 batch.max_timestamp_ms
@@ -344,6 +357,11 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
                 byte_offset: c.byte_offset,
                 byte_len: c.byte_len,
                 max_timestamp_ms: c.max_timestamp_ms,
+                producers: sealed
+                    .parts
+                    .get(&(c.topic, c.partition))
+                    .map(|p| p.producers.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
     };
@@ -364,11 +382,10 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
     shared.metrics.committed(started.elapsed());
     debug!(key = %uploaded.key, chunks = outcomes.len(), upload_ms = uploaded.upload_time.as_millis() as u64, "segment committed");
 
-    let mut bases: HashMap<(TopicId, PartitionId), Option<Offset>> = HashMap::with_capacity(outcomes.len());
+    let mut results: HashMap<(TopicId, PartitionId), ChunkResult> = HashMap::with_capacity(outcomes.len());
     for (chunk, outcome) in commit.chunks.iter().zip(&outcomes) {
-        match outcome {
+        let result = match outcome {
             ChunkOutcome::Committed { base_offset } => {
-                bases.insert((chunk.topic, chunk.partition), Some(*base_offset));
                 let last = *base_offset + u64::from(chunk.record_count) - 1;
                 shared.locations.insert(silt_meta::ChunkLocation {
                     topic: chunk.topic,
@@ -382,31 +399,66 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
                     max_timestamp_ms: chunk.max_timestamp_ms,
                 });
                 shared.hwm.advance(chunk.topic, chunk.partition, last + 1);
+                ChunkResult::Base(*base_offset)
             }
             ChunkOutcome::TopicGone => {
-                bases.insert((chunk.topic, chunk.partition), None);
                 shared.topics.invalidate_id(chunk.topic);
+                ChunkResult::Gone
             }
-        }
-    }
-    debug_assert_eq!(sealed.parts.len(), bases.len());
-    for waiter in sealed.waiters {
-        let mut offsets = Vec::with_capacity(waiter.slots.len());
-        let mut gone = None;
-        for (topic, partition, rel) in &waiter.slots {
-            match bases.get(&(*topic, *partition)) {
-                Some(Some(base)) => offsets.push(base + u64::from(*rel)),
-                _ => gone = Some(*topic),
+            ChunkOutcome::ProducerRejected(check) => {
+                warn!(topic = %chunk.topic, partition = chunk.partition, ?check, "chunk rejected by producer state, its requests must retry");
+                let single = match chunk.producers.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                };
+                ChunkResult::Rejected(*check, single)
             }
-        }
-        let answer = match gone {
-            // A request's batches are all of one topic; it was deleted mid-flight.
-            Some(topic) => Err(Arc::new(AgentError::UnknownTopic(format!(
-                "id={topic} (deleted while producing)"
-            )))),
-            None => Ok(offsets),
         };
+        results.insert((chunk.topic, chunk.partition), result);
+    }
+    debug_assert_eq!(sealed.parts.len(), results.len());
+    for waiter in sealed.waiters {
+        let answer = waiter
+            .slots
+            .iter()
+            .map(|(topic, partition, rel)| match results.get(&(*topic, *partition)) {
+                Some(ChunkResult::Base(base)) => Ok(base + u64::from(*rel)),
+                // The duplicate was this very request, retried: it already has offsets.
+                Some(ChunkResult::Rejected(ProducerCheck::Duplicate { base_offset }, Some(append)))
+                    if append.offset_in_chunk == *rel =>
+                {
+                    Ok(*base_offset)
+                }
+                Some(ChunkResult::Rejected(check, Some(append))) if append.offset_in_chunk == *rel => {
+                    Err(Arc::new(producer_error(*check)))
+                }
+                Some(ChunkResult::Rejected(..)) => Err(Arc::new(AgentError::CommitConflict)),
+                Some(ChunkResult::Gone) | None => Err(Arc::new(AgentError::UnknownTopic(format!(
+                    "id={topic} (deleted while producing)"
+                )))),
+            })
+            .collect::<Result<Vec<_>, _>>();
         let _ = waiter.tx.send(answer);
+    }
+}
+
+/// What one committed chunk means for the requests inside it.
+enum ChunkResult {
+    Base(Offset),
+    Gone,
+    /// Rejected by producer state; the append, if it was the chunk's only one.
+    Rejected(ProducerCheck, Option<ProducerAppend>),
+}
+
+/// The client-facing error of a producer-state verdict.
+pub(crate) fn producer_error(check: ProducerCheck) -> AgentError {
+    match check {
+        ProducerCheck::Fenced { current_epoch } => AgentError::ProducerFenced { current_epoch },
+        ProducerCheck::OutOfOrder { expected_sequence } => AgentError::OutOfOrderSequence {
+            expected: expected_sequence,
+        },
+        ProducerCheck::UnknownProducer => AgentError::UnknownProducer(-1),
+        ProducerCheck::Accept | ProducerCheck::Duplicate { .. } => AgentError::CommitConflict,
     }
 }
 

@@ -153,6 +153,13 @@ impl SegmentCache {
         }
     }
 
+    /// The object's bytes if they are in the memory tier, without touching
+    /// the disk tier or admitting anything: for readers that must not
+    /// disturb the cache (replays).
+    pub fn peek(&self, key: &str) -> Option<Bytes> {
+        self.inner.memory().get(key).map(|entry| entry.value().clone())
+    }
+
     /// Drops an entry, e.g. one found corrupt.
     pub fn remove(&self, key: &str) {
         self.inner.remove(key);

@@ -19,12 +19,12 @@ pub enum LogFormat {
     Json,
 }
 
-macro_rules! serve_settings {
-    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal; )*) => {
-        /// Flags of `silt serve`. Every flag also reads `SILT_<NAME>` from the
-        /// environment and `<name>` from the `--config` TOML file.
+macro_rules! settings {
+    ($args:ident, $file:ident, $resolved:ident, $what:literal;
+     $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env = $env:literal; )*) => {
+        #[doc = concat!("Flags of ", $what, ". Every flag also reads `SILT_<NAME>` from the environment and `<name>` from the `--config` TOML file.")]
         #[derive(Debug, Args)]
-        pub struct ServeArgs {
+        pub struct $args {
             /// TOML file with any of the settings below (keys in snake_case).
             #[arg(long, env = "SILT_CONFIG")]
             pub config: Option<PathBuf>,
@@ -38,24 +38,24 @@ macro_rules! serve_settings {
         /// The same settings as read from a TOML file.
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct FileSettings {
+        struct $file {
             $( $field: Option<$ty>, )*
         }
 
         /// Settings after merging flags, environment, file and defaults.
         #[derive(Debug, Clone)]
-        pub struct ServeSettings {
+        pub struct $resolved {
             $( $(#[doc = $doc])* pub $field: $ty, )*
         }
 
-        impl ServeArgs {
+        impl $args {
             /// Merges flags/env (already merged by clap) over the file over defaults.
-            pub fn resolve(self) -> Result<ServeSettings, String> {
-                let file: FileSettings = match &self.config {
+            pub fn resolve(self) -> Result<$resolved, String> {
+                let file: $file = match &self.config {
                     Some(path) => read_file(path)?,
-                    None => FileSettings::default(),
+                    None => $file::default(),
                 };
-                Ok(ServeSettings {
+                Ok($resolved {
                     $( $field: self.$field.or(file.$field).unwrap_or_else(|| $default), )*
                 })
             }
@@ -63,8 +63,16 @@ macro_rules! serve_settings {
     };
 }
 
-serve_settings! {
-    /// Directory for the SQLite catalog, the local object store and the cache [default: ./silt-data].
+settings! { NodeArgs, NodeFile, NodeSettings, "`silt serve` and `silt agent`";
+    /// (agent) URL of the metadata service, e.g. http://meta:8081 [required for agent].
+    meta: String = String::new(), env = "SILT_META";
+    /// (agent) Stable id of this agent in the registry [default: host name and port].
+    node_id: String = String::new(), env = "SILT_NODE_ID";
+    /// (agent) Address clients reach this agent at [default: the listen address].
+    advertise: String = String::new(), env = "SILT_ADVERTISE";
+    /// (agent) Availability zone, for zone-aware routing [default: none].
+    zone: String = String::new(), env = "SILT_ZONE";
+    /// (serve) Directory for the SQLite catalog, the local object store and the cache [default: ./silt-data].
     data_dir: PathBuf = PathBuf::from("silt-data"), env = "SILT_DATA_DIR";
     /// Address of the HTTP API [default: 127.0.0.1:8080].
     listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)), env = "SILT_LISTEN";
@@ -108,18 +116,41 @@ serve_settings! {
     request_timeout_ms: u64 = 90_000, env = "SILT_REQUEST_TIMEOUT_MS";
     /// Time shutdown waits for in-flight requests, in ms [default: 30000].
     drain_timeout_ms: u64 = 30_000, env = "SILT_DRAIN_TIMEOUT_MS";
+    /// Reads further than this many records behind the high watermark are replays: ranged GETs on the replay budget, never admitted to the cache [default: 10000].
+    replay_lag_records: u64 = 10_000, env = "SILT_REPLAY_LAG_RECORDS";
+    /// Ranged GETs all replays together may have in flight [default: 8].
+    replay_concurrency: usize = 8, env = "SILT_REPLAY_CONCURRENCY";
+    /// Object-store bandwidth all replays together may use, bytes/s; 0 = unlimited [default: 0].
+    replay_bytes_per_sec: u64 = 0, env = "SILT_REPLAY_BYTES_PER_SEC";
+    /// Chunks a replay fetches ahead of its reader [default: 4].
+    readahead_chunks: usize = 4, env = "SILT_READAHEAD_CHUNKS";
+    /// TESTING ONLY: inject object-store faults, e.g. "slowdown=0.1,put_lost=0.05,seed=7" [default: none].
+    inject_faults: String = String::new(), env = "SILT_INJECT_FAULTS";
     /// Log format: text or json [default: text].
     log_format: LogFormat = LogFormat::Text, env = "SILT_LOG_FORMAT";
     /// Log filter in tracing's EnvFilter syntax [default: info].
     log_level: String = "info".to_owned(), env = "SILT_LOG_LEVEL";
 }
 
-fn read_file(path: &Path) -> Result<FileSettings, String> {
+settings! { MetaArgs, MetaFile, MetaSettings, "`silt meta`";
+    /// Metadata database: sqlite:///path/meta.sqlite or postgres://user:pass@host:5432/db [required].
+    database: String = String::new(), env = "SILT_DATABASE";
+    /// Address of the internal API [default: 127.0.0.1:8081].
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8081)), env = "SILT_LISTEN";
+    /// Time shutdown waits for in-flight requests, in ms [default: 30000].
+    drain_timeout_ms: u64 = 30_000, env = "SILT_DRAIN_TIMEOUT_MS";
+    /// Log format: text or json [default: text].
+    log_format: LogFormat = LogFormat::Text, env = "SILT_LOG_FORMAT";
+    /// Log filter in tracing's EnvFilter syntax [default: info].
+    log_level: String = "info".to_owned(), env = "SILT_LOG_LEVEL";
+}
+
+fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
 }
 
-impl ServeSettings {
+impl NodeSettings {
     /// The flush interval as a duration.
     pub fn flush_interval(&self) -> Duration {
         Duration::from_millis(self.flush_interval_ms)

@@ -4,9 +4,14 @@
 //! May depend on every other Silt crate; nothing depends on it.
 
 mod config;
-mod serve;
+mod meta;
+mod node;
 
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::LogFormat;
 
 /// Silt: a serverless event log whose source of truth is object storage.
 #[derive(Debug, Parser)]
@@ -20,7 +25,72 @@ struct Cli {
 enum Command {
     /// Run a complete node in one process: agent, embedded SQLite metadata and a
     /// local-filesystem object store under --data-dir.
-    Serve(Box<config::ServeArgs>),
+    Serve(Box<config::NodeArgs>),
+    /// Run a stateless agent of a fleet: the public HTTP API, talking to a
+    /// metadata service (--meta) and an object store (--object-store).
+    Agent(Box<config::NodeArgs>),
+    /// Run the metadata service (sequencer and catalog) on SQLite or PostgreSQL.
+    Meta(Box<config::MetaArgs>),
+}
+
+/// Why a role could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Settings are unusable.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A component failed to start.
+    #[error("cannot start {component}: {reason}")]
+    Startup {
+        /// Which component.
+        component: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+pub(crate) fn startup(component: &'static str) -> impl FnOnce(String) -> CliError {
+    move |reason| CliError::Startup { component, reason }
+}
+
+/// Installs the global tracing subscriber.
+pub(crate) fn init_tracing(format: LogFormat, filter: &str) -> Result<(), CliError> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| CliError::Config(format!("log_level: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    result.map_err(|e| CliError::Config(format!("cannot install logger: {e}")))
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+pub(crate) async fn wait_for_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => info!(signal = "SIGTERM", "shutting down"),
+            _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        info!(signal = "ctrl-c", "shutting down");
+    }
+    shutdown.cancel();
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,7 +104,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
+            Command::Serve(args) => node::run(node::Role::Serve, *args).await,
+            Command::Agent(args) => node::run(node::Role::Agent, *args).await,
+            Command::Meta(args) => meta::run(*args).await,
         }
     });
     match result {

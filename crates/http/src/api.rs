@@ -11,10 +11,11 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use silt_agent::{Agent, ProduceRecord, ReadRequest};
-use silt_meta::GroupOffset;
+use silt_agent::{Agent, ProduceRecord, ProducerHeader, ReadRequest};
+use silt_meta::{GroupCommit, GroupOffset};
 use silt_types::{GroupName, Header, PartitionId, Record, TopicName};
 
+use crate::stream::{StreamFormat, StreamParams, stream_records};
 use crate::wire::*;
 use crate::{ApiError, HttpMetrics};
 
@@ -74,6 +75,9 @@ pub fn router(state: AppState) -> Router {
             get(offset_for_timestamp),
         )
         .route("/v1/groups/{group}/offsets", post(commit_group).get(group_offsets))
+        .route("/v1/groups/{group}/join", post(join_group))
+        .route("/v1/producers", post(init_producer))
+        .route("/v1/agents", get(list_agents))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -316,7 +320,8 @@ async fn produce(
             record,
         });
     }
-    let offsets = state.agent.produce(&name, records).await?;
+    let producer = producer_header(&headers)?;
+    let offsets = state.agent.produce(&name, records, producer).await?;
     Ok(axum::Json(ProduceResponse {
         offsets: offsets
             .into_iter()
@@ -328,17 +333,71 @@ async fn produce(
     }))
 }
 
+/// Parses the optional `Producer-Id`, `Producer-Epoch`, `Producer-Seq` headers (all or none).
+fn producer_header(headers: &HeaderMap) -> Result<Option<ProducerHeader>, ApiError> {
+    let get = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("").trim().to_owned());
+    match (get("producer-id"), get("producer-epoch"), get("producer-seq")) {
+        (None, None, None) => Ok(None),
+        (Some(id), Some(epoch), Some(seq)) => {
+            let bad = |h: &str, v: &str| {
+                ApiError::bad_request(
+                    "invalid_producer",
+                    format!("{h} must be a non-negative integer {h}={v}"),
+                )
+            };
+            let producer_id = id
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| bad("Producer-Id", &id))?;
+            let producer_epoch = epoch
+                .parse::<i16>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| bad("Producer-Epoch", &epoch))?;
+            let sequence = seq
+                .parse::<i32>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| bad("Producer-Seq", &seq))?;
+            Ok(Some(ProducerHeader {
+                producer_id,
+                producer_epoch,
+                sequence,
+            }))
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_producer",
+            "Producer-Id, Producer-Epoch and Producer-Seq must be given together",
+        )),
+    }
+}
+
 async fn read_records(
     State(state): State<AppState>,
     Path((topic, partition)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-) -> Result<axum::Json<ReadResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let name = topic_name(&topic)?;
     let partition = partition_number(&partition)?;
     let q = query_map(query)?;
     let limits = &state.limits;
-    let offset =
-        query_u64(&q, "offset")?.ok_or_else(|| ApiError::bad_request("invalid_query", "offset is required"))?;
+    let format = StreamFormat::from_accept(headers.get(header::ACCEPT));
+    // A resuming SSE client names the next offset in Last-Event-ID.
+    let resume = match (format, headers.get("last-event-id")) {
+        (Some(StreamFormat::Sse), Some(v)) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be an offset"))?,
+        ),
+        _ => None,
+    };
+    let offset = match resume {
+        Some(offset) => offset,
+        None => query_u64(&q, "offset")?.ok_or_else(|| ApiError::bad_request("invalid_query", "offset is required"))?,
+    };
     let max_records = query_u64(&q, "max_records")?.unwrap_or(500);
     let max_bytes = query_u64(&q, "max_bytes")?.unwrap_or(1 << 20);
     if max_records == 0 || max_bytes == 0 {
@@ -347,7 +406,7 @@ async fn read_records(
             "max_records and max_bytes must be positive",
         ));
     }
-    let wait_ms = query_u64(&q, "wait_ms")?.unwrap_or(0);
+    let wait_ms = query_u64(&q, "wait_ms")?.unwrap_or(if format.is_some() { 15_000 } else { 0 });
     let encoding = Encoding::parse(q.get("encoding").map(String::as_str))?;
     if let Some(unknown) = q.keys().find(|k| {
         !matches!(
@@ -371,7 +430,21 @@ async fn read_records(
             .min(limits.max_read_bytes),
         wait: Duration::from_millis(wait_ms).min(limits.max_wait),
     };
+    if let Some(format) = format {
+        let params = StreamParams {
+            topic: name,
+            first: req,
+            encoding,
+            format,
+        };
+        return stream_records(state.agent.clone(), params).await;
+    }
     let result = state.agent.read(&name, req).await?;
+    Ok(axum::Json(read_response(result, encoding)?).into_response())
+}
+
+/// Turns a read result into the contract's JSON body.
+pub(crate) fn read_response(result: silt_agent::ReadResult, encoding: Encoding) -> Result<ReadResponse, ApiError> {
     let mut records = Vec::with_capacity(result.records.len());
     for r in result.records {
         let key = r
@@ -406,12 +479,12 @@ async fn read_records(
             headers,
         });
     }
-    Ok(axum::Json(ReadResponse {
+    Ok(ReadResponse {
         records,
         next_offset: result.next_offset,
         high_watermark: result.high_watermark,
         log_start_offset: result.log_start_offset,
-    }))
+    })
 }
 
 async fn offset_for_timestamp(
@@ -446,7 +519,7 @@ async fn commit_group(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let group = group_name(&group)?;
-    let req: GroupOffsets = json_body(&headers, body)?;
+    let req: GroupCommitJson = json_body(&headers, body)?;
     if req.offsets.is_empty() {
         return Err(ApiError::bad_request("invalid_request", "offsets must not be empty"));
     }
@@ -468,7 +541,12 @@ async fn commit_group(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    state.agent.commit_group_offsets(&group, &offsets).await?;
+    let commit = GroupCommit {
+        generation: req.generation,
+        reset: req.reset,
+        offsets,
+    };
+    state.agent.commit_group_offsets(&group, &commit).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -477,9 +555,11 @@ async fn group_offsets(
     Path(group): Path<String>,
 ) -> Result<axum::Json<GroupOffsets>, ApiError> {
     let group = group_name(&group)?;
-    let offsets = state.agent.group_offsets(&group).await?;
+    let group_state = state.agent.group_offsets(&group).await?;
     Ok(axum::Json(GroupOffsets {
-        offsets: offsets
+        generation: group_state.generation,
+        offsets: group_state
+            .offsets
             .into_iter()
             .map(|o| GroupOffsetJson {
                 topic: o.topic.to_string(),
@@ -488,6 +568,56 @@ async fn group_offsets(
             })
             .collect(),
     }))
+}
+
+async fn join_group(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let group = group_name(&group)?;
+    let generation = state.agent.join_group(&group).await?;
+    Ok(axum::Json(serde_json::json!({"generation": generation})))
+}
+
+/// `POST /v1/producers` with an empty body allocates a producer id; with
+/// `{"producer_id": N}` it bumps that producer's epoch, fencing older ones.
+async fn init_producer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct InitProducer {
+        #[serde(default)]
+        producer_id: Option<i64>,
+    }
+    let existing = match &body {
+        Ok(b) if b.is_empty() => None,
+        _ => json_body::<InitProducer>(&headers, body)?.producer_id,
+    };
+    let identity = state.agent.init_producer(existing).await?;
+    Ok(axum::Json(serde_json::json!({
+        "producer_id": identity.producer_id,
+        "producer_epoch": identity.producer_epoch,
+    })))
+}
+
+async fn list_agents(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let agents = state.agent.list_agents().await?;
+    let agents: Vec<_> = agents
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({
+                "node_id": a.node_id,
+                "address": a.address,
+                "zone": a.zone,
+                "registered_ms": a.registered_ms,
+                "expires_ms": a.expires_ms,
+            })
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({"agents": agents})))
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

@@ -43,6 +43,11 @@ impl ApiError {
         self.code
     }
 
+    /// The human-readable message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn retry(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self
@@ -86,6 +91,8 @@ impl From<AgentError> for ApiError {
                 StorageError::InvalidUrl { .. }
                 | StorageError::Conflict(_)
                 | StorageError::Truncated { .. }
+                | StorageError::Timeout { .. }
+                | StorageError::Permanent { .. }
                 | StorageError::Unavailable { .. },
             ) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message).retry(Duration::from_secs(1))
@@ -95,6 +102,14 @@ impl From<AgentError> for ApiError {
                     .retry(Duration::from_secs(1))
             }
             AgentError::Internal(_) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            AgentError::StaleGeneration { .. } => Self::new(StatusCode::CONFLICT, "stale_generation", message),
+            AgentError::OffsetRegression { .. } => Self::new(StatusCode::CONFLICT, "offset_regression", message),
+            AgentError::UnknownProducer(_) => Self::new(StatusCode::NOT_FOUND, "unknown_producer", message),
+            AgentError::ProducerFenced { .. } => Self::new(StatusCode::CONFLICT, "producer_fenced", message),
+            AgentError::OutOfOrderSequence { .. } => Self::new(StatusCode::CONFLICT, "out_of_order_sequence", message),
+            AgentError::CommitConflict => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "commit_conflict", message).retry(Duration::from_secs(1))
+            }
         }
     }
 }
@@ -106,6 +121,12 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.code == "request_too_large" {
+            // The body was not read to its end: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {

@@ -8,6 +8,7 @@ mod api;
 mod error;
 mod metrics;
 mod server;
+mod stream;
 pub mod wire;
 
 pub use api::{ApiLimits, AppState, router};

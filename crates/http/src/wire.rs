@@ -215,10 +215,25 @@ pub struct GroupOffsetJson {
     pub offset: u64,
 }
 
-/// Group offsets request and response body.
+/// Group offsets commit body.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct GroupCommitJson {
+    /// The offsets.
+    pub offsets: Vec<GroupOffsetJson>,
+    /// Generation from `POST /v1/groups/{group}/join`; a stale one is refused with 409.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i32>,
+    /// Allow offsets to move backwards.
+    #[serde(default)]
+    pub reset: bool,
+}
+
+/// Group offsets response body.
+#[derive(Debug, Deserialize, Serialize)]
 pub struct GroupOffsets {
+    /// The group's current generation (0 if no member ever joined).
+    pub generation: i32,
     /// The offsets.
     pub offsets: Vec<GroupOffsetJson>,
 }

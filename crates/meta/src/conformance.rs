@@ -9,93 +9,205 @@
 //! ```
 //!
 //! The factory expression is evaluated once per test and must produce a
-//! [`TestSubject`]: either an `Arc<dyn Metadata>`/`Arc<impl Metadata>`, or a
-//! pair `(Arc<dyn Metadata>, guard)` whose guard (a temp dir, a scratch
-//! database) is dropped after the case. The calling crate needs `tokio` with
-//! the `macros` and `rt-multi-thread` features. [`run_all`] runs every case
-//! in sequence instead. Nothing here depends on a particular backend.
+//! [`TestSubject`]: a [`Subject`] (backend, the [`ManualClock`] it reads
+//! time from, and a guard such as a temp dir or scratch database, dropped
+//! after the case), an `Arc<dyn Metadata>`/`Arc<impl Metadata>`, a pair
+//! `(Arc<dyn Metadata>, guard)`, or a `Result` of any of these whose `Err`
+//! means "this backend is not available here": the test prints
+//! `SKIP: <reason>` and returns (see `silt_testkit::skip`). Cases that move
+//! time (agent registry, leases) need the subject's clock and fail without it.
+//! The calling crate needs `tokio` with the `macros` and `rt-multi-thread`
+//! features. [`run_all`] runs every case in sequence instead. Nothing here
+//! depends on a particular backend.
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 
-use silt_types::{GroupName, MAX_PARTITIONS, Offset, PartitionId, TopicId, TopicName};
+use silt_types::{GroupName, MAX_PARTITIONS, ManualClock, Offset, PartitionId, TopicId, TopicName};
 
 use crate::{
-    ChunkCommit, ChunkLocation, ChunkOutcome, GroupOffset, MetaError, Metadata, PartitionState, SegmentCommit,
-    TopicConfig, TopicInfo,
+    AgentInfo, AgentRegistration, ChunkCommit, ChunkLocation, ChunkOutcome, GroupCommit, GroupOffset, GroupState,
+    MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity, SegmentCommit, TopicConfig,
+    TopicInfo,
 };
 
-/// A backend instance under test, plus whatever must outlive it.
+/// A backend under test with the clock it reads and whatever must outlive it.
+pub struct Subject {
+    /// The backend.
+    pub meta: Arc<dyn Metadata>,
+    /// The clock the backend was built with, for cases that move time.
+    pub clock: Option<ManualClock>,
+    /// Dropped after the case (temp dir, scratch database, ...).
+    pub guard: Box<dyn Any + Send>,
+}
+
+impl Subject {
+    /// A subject with no clock and no guard.
+    pub fn new(meta: Arc<dyn Metadata>) -> Self {
+        Self {
+            meta,
+            clock: None,
+            guard: Box::new(()),
+        }
+    }
+
+    /// Sets the clock the backend reads.
+    pub fn with_clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Sets the guard to drop after the case.
+    pub fn with_guard(mut self, guard: impl Any + Send) -> Self {
+        self.guard = Box::new(guard);
+        self
+    }
+
+    /// The clock; panics with a hint if the factory did not provide one.
+    pub fn require_clock(&self) -> ManualClock {
+        self.clock
+            .clone()
+            .expect("this conformance case moves time: the factory must return a Subject with_clock(ManualClock)")
+    }
+}
+
+/// Anything a conformance factory may produce.
 pub trait TestSubject {
-    /// The backend and a guard to drop after the case has run.
-    fn split(self) -> (Arc<dyn Metadata>, Box<dyn Any + Send>);
+    /// The subject, or why the backend is unavailable (the test then skips).
+    fn into_subject(self) -> Result<Subject, String>;
+}
+
+impl TestSubject for Subject {
+    fn into_subject(self) -> Result<Subject, String> {
+        Ok(self)
+    }
 }
 
 impl TestSubject for Arc<dyn Metadata> {
-    fn split(self) -> (Arc<dyn Metadata>, Box<dyn Any + Send>) {
-        (self, Box::new(()))
+    fn into_subject(self) -> Result<Subject, String> {
+        Ok(Subject::new(self))
     }
 }
 
 impl<M: Metadata> TestSubject for Arc<M> {
-    fn split(self) -> (Arc<dyn Metadata>, Box<dyn Any + Send>) {
-        (self, Box::new(()))
+    fn into_subject(self) -> Result<Subject, String> {
+        Ok(Subject::new(self))
     }
 }
 
 impl<G: Send + 'static> TestSubject for (Arc<dyn Metadata>, G) {
-    fn split(self) -> (Arc<dyn Metadata>, Box<dyn Any + Send>) {
-        (self.0, Box::new(self.1))
+    fn into_subject(self) -> Result<Subject, String> {
+        Ok(Subject::new(self.0).with_guard(self.1))
+    }
+}
+
+impl<S: TestSubject, E: Display> TestSubject for Result<S, E> {
+    fn into_subject(self) -> Result<Subject, String> {
+        self.map_err(|e| e.to_string())?.into_subject()
+    }
+}
+
+/// Turns a factory's product into a subject, or prints `SKIP: <reason>` and
+/// returns `None`; internal to the macros.
+#[doc(hidden)]
+pub fn __obtain<S: TestSubject>(produced: S) -> Option<Subject> {
+    match produced.into_subject() {
+        Ok(s) => Some(s),
+        Err(reason) => {
+            eprintln!("SKIP: {reason}");
+            None
+        }
     }
 }
 
 /// Lists every conformance case once and hands the list to the `tests` or
 /// `run_all` expansion; internal to [`metadata_conformance_tests!`] and [`run_all`].
+/// `plain` cases take the backend; `clocked` cases also take its clock.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __silt_meta_conformance_cases {
     ($mode:ident $factory:expr) => {
         $crate::__silt_meta_conformance_cases! { @$mode ($factory)
-            topic_create_get_list
-            topic_duplicate_name
-            topic_partition_count_bounds
-            topic_delete
-            topic_recreate_gets_new_id
-            topic_config_round_trip_and_update
-            commit_contiguous_offsets
-            commit_outcomes_in_input_order
-            commit_invalid_segment_commits_nothing
-            commit_topic_gone_others_commit
-            lookup_offset_boundaries
-            lookup_unknown_topic_or_partition
-            partition_states_track_high_watermark
-            lookup_timestamp_running_max
-            lookup_timestamp_equal_and_extreme
-            group_offsets_upsert_and_order
-            group_offsets_unknown_topic_or_partition
-            group_offsets_removed_with_topic
-            concurrent_commits_contiguous
+            plain [
+                topic_create_get_list
+                topic_duplicate_name
+                topic_partition_count_bounds
+                topic_delete
+                topic_recreate_gets_new_id
+                topic_config_round_trip_and_update
+                commit_contiguous_offsets
+                commit_outcomes_in_input_order
+                commit_invalid_segment_commits_nothing
+                commit_topic_gone_others_commit
+                lookup_offset_boundaries
+                lookup_unknown_topic_or_partition
+                partition_states_track_high_watermark
+                lookup_timestamp_running_max
+                lookup_timestamp_equal_and_extreme
+                group_offsets_upsert_and_order
+                group_offsets_unknown_topic_or_partition
+                group_offsets_removed_with_topic
+                group_join_and_generation_fencing
+                group_offset_regression_and_reset
+                producer_init_and_epoch_bump
+                producer_accept_duplicate_fenced_out_of_order
+                producer_new_epoch_starts_at_zero
+                producer_sequence_wrap
+                producer_rejected_chunk_others_commit
+                producer_check_agrees_with_commit
+                concurrent_commits_contiguous
+                concurrent_producers_deduplicated
+            ]
+            clocked [
+                agents_register_renew_expire
+                leases_acquire_renew_steal_release
+            ]
         }
     };
-    (@tests ($factory:expr) $($case:ident)*) => {
+    (@tests ($factory:expr) plain [$($case:ident)*] clocked [$($clocked:ident)*]) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                let (meta, guard) = $crate::conformance::TestSubject::split($factory.await);
-                $crate::conformance::$case(meta).await;
-                drop(guard);
+                let Some(subject) = $crate::conformance::__obtain($factory.await) else {
+                    return;
+                };
+                $crate::conformance::$case(::std::sync::Arc::clone(&subject.meta)).await;
+                drop(subject);
+            }
+        )*
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $clocked() {
+                let Some(subject) = $crate::conformance::__obtain($factory.await) else {
+                    return;
+                };
+                let clock = subject.require_clock();
+                $crate::conformance::$clocked(::std::sync::Arc::clone(&subject.meta), clock).await;
+                drop(subject);
             }
         )*
     };
-    (@run_all ($factory:expr) $($case:ident)*) => {
+    (@run_all ($factory:expr) plain [$($case:ident)*] clocked [$($clocked:ident)*]) => {
         $(
             {
-                let (meta, guard) = $crate::conformance::TestSubject::split(($factory)().await);
-                ::tracing::info!(case = stringify!($case), "metadata conformance case");
-                $crate::conformance::$case(meta).await;
-                drop(guard);
+                if let Some(subject) = $crate::conformance::__obtain(($factory)().await) {
+                    ::tracing::info!(case = stringify!($case), "metadata conformance case");
+                    $crate::conformance::$case(::std::sync::Arc::clone(&subject.meta)).await;
+                    drop(subject);
+                }
+            }
+        )*
+        $(
+            {
+                if let Some(subject) = $crate::conformance::__obtain(($factory)().await) {
+                    ::tracing::info!(case = stringify!($clocked), "metadata conformance case");
+                    let clock = subject.require_clock();
+                    $crate::conformance::$clocked(::std::sync::Arc::clone(&subject.meta), clock).await;
+                    drop(subject);
+                }
             }
         )*
     };
@@ -110,7 +222,8 @@ macro_rules! metadata_conformance_tests {
     };
 }
 
-/// Runs every conformance case in order, each against a fresh subject from `factory`.
+/// Runs every conformance case in order, each against a fresh subject from
+/// `factory`; cases whose subject is unavailable are skipped with a message.
 pub async fn run_all<F, Fut, S>(factory: F)
 where
     F: Fn() -> Fut,
@@ -141,6 +254,7 @@ fn chunk(topic: TopicId, partition: PartitionId, count: u32, max_ts: i64) -> Chu
         byte_offset: u64::from(partition) * 1000,
         byte_len: u64::from(count) * 10,
         max_timestamp_ms: max_ts,
+        producers: Vec::new(),
     }
 }
 
@@ -192,6 +306,28 @@ async fn lookup_ts(meta: &Arc<dyn Metadata>, topic: TopicId, partition: Partitio
         .await
         .expect("lookup timestamp")
         .map(|c| c.base_offset)
+}
+
+/// A group commit without generation and without reset.
+fn plain(offsets: Vec<GroupOffset>) -> GroupCommit {
+    GroupCommit {
+        generation: None,
+        reset: false,
+        offsets,
+    }
+}
+
+/// A group commit that may move offsets backwards.
+fn reset(offsets: Vec<GroupOffset>) -> GroupCommit {
+    GroupCommit {
+        generation: None,
+        reset: true,
+        offsets,
+    }
+}
+
+async fn offsets_of(meta: &Arc<dyn Metadata>, group: &GroupName) -> Vec<GroupOffset> {
+    meta.group_offsets(group).await.expect("group offsets").offsets
 }
 
 fn go(topic: &str, partition: PartitionId, offset: Offset) -> GroupOffset {
@@ -434,7 +570,7 @@ pub async fn commit_outcomes_in_input_order(meta: Arc<dyn Metadata>) {
         .iter()
         .map(|o| match o {
             ChunkOutcome::Committed { base_offset } => *base_offset,
-            ChunkOutcome::TopicGone => panic!("unexpected TopicGone"),
+            other => panic!("unexpected {other:?}"),
         })
         .collect();
     assert_eq!(bases, vec![77, 40, 10, 30, 20]);
@@ -522,6 +658,7 @@ pub async fn lookup_offset_boundaries(meta: Arc<dyn Metadata>) {
             byte_offset: 100 + i as u64,
             byte_len: 50 + i as u64,
             max_timestamp_ms: 1000 + i as i64,
+            producers: Vec::new(),
         };
         let segment = SegmentCommit {
             object_key: format!("obj-{i}"),
@@ -683,49 +820,59 @@ pub async fn group_offsets_upsert_and_order(meta: Arc<dyn Metadata>) {
     create(&meta, "b", 3).await;
     create(&meta, "a", 2).await;
     let g = gn("g1");
-    assert!(meta.group_offsets(&g).await.expect("empty").is_empty());
-    meta.commit_group_offsets(&g, &[]).await.expect("empty commit");
-    assert!(meta.group_offsets(&g).await.expect("still empty").is_empty());
+    assert!(offsets_of(&meta, &g).await.is_empty());
+    meta.commit_group_offsets(&g, &plain(Vec::new()))
+        .await
+        .expect("empty commit");
+    assert!(offsets_of(&meta, &g).await.is_empty());
 
-    meta.commit_group_offsets(&g, &[go("b", 2, 7), go("a", 1, 3), go("b", 0, 9)])
+    meta.commit_group_offsets(&g, &plain(vec![go("b", 2, 7), go("a", 1, 3), go("b", 0, 9)]))
         .await
         .expect("commit");
     assert_eq!(
-        meta.group_offsets(&g).await.expect("read"),
+        offsets_of(&meta, &g).await,
         vec![go("a", 1, 3), go("b", 0, 9), go("b", 2, 7)]
     );
 
-    // Overwrite (also backwards: a group may rewind), and add one.
-    meta.commit_group_offsets(&g, &[go("b", 0, 2), go("a", 0, 11)])
+    // Overwrite (also backwards: a reset may rewind), and add one.
+    meta.commit_group_offsets(&g, &reset(vec![go("b", 0, 2), go("a", 0, 11)]))
         .await
         .expect("overwrite");
     assert_eq!(
-        meta.group_offsets(&g).await.expect("read"),
+        offsets_of(&meta, &g).await,
         vec![go("a", 0, 11), go("a", 1, 3), go("b", 0, 2), go("b", 2, 7)]
     );
 
     // Groups are independent.
     let other = gn("g2");
-    meta.commit_group_offsets(&other, &[go("a", 0, 1)]).await.expect("g2");
-    assert_eq!(meta.group_offsets(&other).await.expect("g2"), vec![go("a", 0, 1)]);
-    assert_eq!(meta.group_offsets(&g).await.expect("g1").len(), 4);
-    assert!(meta.group_offsets(&gn("g3")).await.expect("g3").is_empty());
+    meta.commit_group_offsets(&other, &plain(vec![go("a", 0, 1)]))
+        .await
+        .expect("g2");
+    assert_eq!(offsets_of(&meta, &other).await, vec![go("a", 0, 1)]);
+    assert_eq!(offsets_of(&meta, &g).await.len(), 4);
+    assert!(offsets_of(&meta, &gn("g3")).await.is_empty());
 }
 
 /// Offsets for unknown topics or partitions are refused, all or nothing.
 pub async fn group_offsets_unknown_topic_or_partition(meta: Arc<dyn Metadata>) {
     create(&meta, "t", 2).await;
     let g = gn("g");
-    meta.commit_group_offsets(&g, &[go("t", 0, 1)]).await.expect("commit");
+    meta.commit_group_offsets(&g, &plain(vec![go("t", 0, 1)]))
+        .await
+        .expect("commit");
 
-    let r = meta.commit_group_offsets(&g, &[go("t", 0, 50), go("nope", 0, 1)]).await;
+    let r = meta
+        .commit_group_offsets(&g, &plain(vec![go("t", 0, 50), go("nope", 0, 1)]))
+        .await;
     assert!(matches!(r, Err(MetaError::UnknownTopic(ref n)) if n == "nope"), "{r:?}");
-    let r = meta.commit_group_offsets(&g, &[go("t", 1, 50), go("t", 2, 1)]).await;
+    let r = meta
+        .commit_group_offsets(&g, &plain(vec![go("t", 1, 50), go("t", 2, 1)]))
+        .await;
     assert!(
         matches!(r, Err(MetaError::UnknownPartition { ref topic, partition: 2 }) if topic == "t"),
         "{r:?}"
     );
-    assert_eq!(meta.group_offsets(&g).await.expect("read"), vec![go("t", 0, 1)]);
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("t", 0, 1)]);
 }
 
 /// Deleting a topic drops group offsets for it; a re-created topic starts clean.
@@ -733,13 +880,592 @@ pub async fn group_offsets_removed_with_topic(meta: Arc<dyn Metadata>) {
     create(&meta, "t", 1).await;
     create(&meta, "u", 1).await;
     let g = gn("g");
-    meta.commit_group_offsets(&g, &[go("t", 0, 5), go("u", 0, 6)])
+    meta.commit_group_offsets(&g, &plain(vec![go("t", 0, 5), go("u", 0, 6)]))
         .await
         .expect("commit");
     meta.delete_topic(&tn("t")).await.expect("delete");
-    assert_eq!(meta.group_offsets(&g).await.expect("read"), vec![go("u", 0, 6)]);
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("u", 0, 6)]);
     create(&meta, "t", 1).await;
-    assert_eq!(meta.group_offsets(&g).await.expect("read"), vec![go("u", 0, 6)]);
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("u", 0, 6)]);
+}
+
+/// Joining bumps the generation; commits naming another generation are refused whole.
+pub async fn group_join_and_generation_fencing(meta: Arc<dyn Metadata>) {
+    create(&meta, "t", 2).await;
+    let g = gn("g");
+    assert_eq!(
+        meta.group_offsets(&g).await.expect("state"),
+        GroupState {
+            generation: 0,
+            offsets: Vec::new()
+        }
+    );
+    // A group that never joined is at generation 0.
+    let at = |generation, offsets| GroupCommit {
+        generation: Some(generation),
+        reset: false,
+        offsets,
+    };
+    meta.commit_group_offsets(&g, &at(0, vec![go("t", 0, 1)]))
+        .await
+        .expect("generation 0");
+    assert_eq!(meta.join_group(&g).await.expect("join"), 1);
+    assert_eq!(meta.join_group(&g).await.expect("join"), 2);
+    assert_eq!(meta.group_offsets(&g).await.expect("state").generation, 2);
+
+    for stale in [0, 1, 3] {
+        let r = meta
+            .commit_group_offsets(&g, &at(stale, vec![go("t", 0, 50), go("t", 1, 50)]))
+            .await;
+        assert!(
+            matches!(r, Err(MetaError::StaleGeneration { ref group, current: 2, given }) if group == "g" && given == stale),
+            "{r:?}"
+        );
+    }
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("t", 0, 1)]);
+    meta.commit_group_offsets(&g, &at(2, vec![go("t", 0, 5), go("t", 1, 6)]))
+        .await
+        .expect("current generation");
+    // Without a generation the commit is not fenced.
+    meta.commit_group_offsets(&g, &plain(vec![go("t", 1, 7)]))
+        .await
+        .expect("unfenced");
+    assert_eq!(
+        meta.group_offsets(&g).await.expect("state"),
+        GroupState {
+            generation: 2,
+            offsets: vec![go("t", 0, 5), go("t", 1, 7)]
+        }
+    );
+    // Groups have their own generations.
+    assert_eq!(meta.group_offsets(&gn("h")).await.expect("h").generation, 0);
+    assert_eq!(meta.join_group(&gn("h")).await.expect("join h"), 1);
+    assert_eq!(meta.group_offsets(&g).await.expect("state").generation, 2);
+}
+
+/// Offsets never move backwards unless the commit is a reset; refusals change nothing.
+pub async fn group_offset_regression_and_reset(meta: Arc<dyn Metadata>) {
+    create(&meta, "t", 2).await;
+    let g = gn("g");
+    meta.commit_group_offsets(&g, &plain(vec![go("t", 0, 10), go("t", 1, 5)]))
+        .await
+        .expect("commit");
+    let r = meta
+        .commit_group_offsets(&g, &plain(vec![go("t", 1, 7), go("t", 0, 8)]))
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(MetaError::OffsetRegression { ref topic, partition: 0, committed: 10, given: 8 }) if topic == "t"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("t", 0, 10), go("t", 1, 5)]);
+    // Equal is not a regression.
+    meta.commit_group_offsets(&g, &plain(vec![go("t", 0, 10), go("t", 1, 7)]))
+        .await
+        .expect("equal and forward");
+    meta.commit_group_offsets(&g, &reset(vec![go("t", 0, 0)]))
+        .await
+        .expect("reset");
+    assert_eq!(offsets_of(&meta, &g).await, vec![go("t", 0, 0), go("t", 1, 7)]);
+    // Another group's offsets are not compared.
+    meta.commit_group_offsets(&gn("other"), &plain(vec![go("t", 1, 1)]))
+        .await
+        .expect("other group");
+}
+
+// ---------------------------------------------------------------------------
+// Idempotent producers.
+
+fn batch(p: ProducerIdentity, base_sequence: i32, record_count: u32, offset_in_chunk: u32) -> ProducerAppend {
+    ProducerAppend {
+        producer_id: p.producer_id,
+        producer_epoch: p.producer_epoch,
+        base_sequence,
+        record_count,
+        offset_in_chunk,
+    }
+}
+
+/// A chunk of `count` records holding the given producer batches.
+fn pchunk(topic: TopicId, partition: PartitionId, count: u32, producers: Vec<ProducerAppend>) -> ChunkCommit {
+    ChunkCommit {
+        producers,
+        ..chunk(topic, partition, count, 0)
+    }
+}
+
+/// Commits one producer chunk in its own segment and returns its outcome.
+async fn commit_p(meta: &Arc<dyn Metadata>, key: &str, c: ChunkCommit) -> ChunkOutcome {
+    let outcomes = commit(meta, seg(key, vec![c])).await;
+    assert_eq!(outcomes.len(), 1);
+    outcomes[0]
+}
+
+async fn init(meta: &Arc<dyn Metadata>) -> ProducerIdentity {
+    meta.init_producer(None).await.expect("init producer")
+}
+
+fn committed(base_offset: Offset) -> ChunkOutcome {
+    ChunkOutcome::Committed { base_offset }
+}
+
+fn rejected(check: ProducerCheck) -> ChunkOutcome {
+    ChunkOutcome::ProducerRejected(check)
+}
+
+/// Fresh producers get distinct ids from 1000 up at epoch 0; re-initialising bumps the epoch.
+pub async fn producer_init_and_epoch_bump(meta: Arc<dyn Metadata>) {
+    let a = init(&meta).await;
+    let b = init(&meta).await;
+    assert!(a.producer_id >= 1000 && b.producer_id >= 1000, "{a:?} {b:?}");
+    assert_ne!(a.producer_id, b.producer_id);
+    assert_eq!((a.producer_epoch, b.producer_epoch), (0, 0));
+    let a1 = meta.init_producer(Some(a.producer_id)).await.expect("bump");
+    assert_eq!(
+        a1,
+        ProducerIdentity {
+            producer_id: a.producer_id,
+            producer_epoch: 1
+        }
+    );
+    let a2 = meta.init_producer(Some(a.producer_id)).await.expect("bump");
+    assert_eq!(a2.producer_epoch, 2);
+    let r = meta.init_producer(Some(999_999_999)).await;
+    assert!(matches!(r, Err(MetaError::UnknownProducer(999_999_999))), "{r:?}");
+    let r = meta.init_producer(Some(b.producer_id + 1_000_000)).await;
+    assert!(matches!(r, Err(MetaError::UnknownProducer(_))), "{r:?}");
+
+    // b's epoch is untouched; a's old epochs are fenced.
+    let t = create(&meta, "t", 1).await;
+    assert_eq!(
+        commit_p(&meta, "b0", pchunk(t.id, 0, 1, vec![batch(b, 0, 1, 0)])).await,
+        committed(0)
+    );
+    assert_eq!(
+        commit_p(&meta, "a0", pchunk(t.id, 0, 1, vec![batch(a1, 0, 1, 0)])).await,
+        rejected(ProducerCheck::Fenced { current_epoch: 2 })
+    );
+    assert_eq!(
+        commit_p(&meta, "a2", pchunk(t.id, 0, 1, vec![batch(a2, 0, 1, 0)])).await,
+        committed(1)
+    );
+}
+
+/// Kafka's rules: next sequence accepted, retries deduplicated with the original offset,
+/// gaps and forgotten batches out of order, old or unknown epochs fenced.
+pub async fn producer_accept_duplicate_fenced_out_of_order(meta: Arc<dyn Metadata>) {
+    let t = create(&meta, "t", 1).await;
+    let p = init(&meta).await;
+    assert_eq!(
+        commit_p(&meta, "c1", pchunk(t.id, 0, 5, vec![batch(p, 0, 5, 0)])).await,
+        committed(0)
+    );
+    commit_one(&meta, "plain", chunk(t.id, 0, 3, 0)).await;
+    assert_eq!(
+        commit_p(&meta, "c2", pchunk(t.id, 0, 4, vec![batch(p, 5, 4, 0)])).await,
+        committed(8)
+    );
+
+    // Retries (say through another agent after a crash) commit nothing.
+    assert_eq!(
+        commit_p(&meta, "c1-retry", pchunk(t.id, 0, 5, vec![batch(p, 0, 5, 0)])).await,
+        rejected(ProducerCheck::Duplicate { base_offset: 0 })
+    );
+    assert_eq!(
+        commit_p(&meta, "c2-retry", pchunk(t.id, 0, 4, vec![batch(p, 5, 4, 0)])).await,
+        rejected(ProducerCheck::Duplicate { base_offset: 8 })
+    );
+    assert_eq!(hwm(&meta, t.id, 0).await, 12);
+
+    // A batch after other records in its chunk: the absolute offset is remembered.
+    assert_eq!(
+        commit_p(&meta, "c3", pchunk(t.id, 0, 6, vec![batch(p, 9, 4, 2)])).await,
+        committed(12)
+    );
+    assert_eq!(
+        commit_p(&meta, "c3-retry", pchunk(t.id, 0, 4, vec![batch(p, 9, 4, 0)])).await,
+        rejected(ProducerCheck::Duplicate { base_offset: 14 })
+    );
+    // Same base sequence, different size: not a duplicate.
+    assert_eq!(
+        commit_p(&meta, "c3-odd", pchunk(t.id, 0, 3, vec![batch(p, 9, 3, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 13 })
+    );
+    // A gap.
+    assert_eq!(
+        commit_p(&meta, "gap", pchunk(t.id, 0, 1, vec![batch(p, 20, 1, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 13 })
+    );
+    assert_eq!(hwm(&meta, t.id, 0).await, 18);
+
+    // Only the last 5 batches are remembered.
+    for i in 0..5 {
+        let seq = 13 + i;
+        assert_eq!(
+            commit_p(&meta, &format!("w{i}"), pchunk(t.id, 0, 1, vec![batch(p, seq, 1, 0)])).await,
+            committed(18 + u64::try_from(i).expect("small"))
+        );
+    }
+    assert_eq!(
+        commit_p(&meta, "w0-retry", pchunk(t.id, 0, 1, vec![batch(p, 13, 1, 0)])).await,
+        rejected(ProducerCheck::Duplicate { base_offset: 18 })
+    );
+    assert_eq!(
+        commit_p(&meta, "c3-forgotten", pchunk(t.id, 0, 4, vec![batch(p, 9, 4, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 18 })
+    );
+
+    // Fencing: an older epoch, or one never handed out.
+    let p1 = meta.init_producer(Some(p.producer_id)).await.expect("bump");
+    assert_eq!(
+        commit_p(&meta, "old", pchunk(t.id, 0, 1, vec![batch(p, 18, 1, 0)])).await,
+        rejected(ProducerCheck::Fenced { current_epoch: 1 })
+    );
+    let future = ProducerIdentity {
+        producer_epoch: 5,
+        ..p1
+    };
+    assert_eq!(
+        commit_p(&meta, "future", pchunk(t.id, 0, 1, vec![batch(future, 0, 1, 0)])).await,
+        rejected(ProducerCheck::Fenced { current_epoch: 1 })
+    );
+    // Unknown producer ids.
+    let ghost = ProducerIdentity {
+        producer_id: 77,
+        producer_epoch: 0,
+    };
+    assert_eq!(
+        commit_p(&meta, "ghost", pchunk(t.id, 0, 1, vec![batch(ghost, 0, 1, 0)])).await,
+        rejected(ProducerCheck::UnknownProducer)
+    );
+    assert_eq!(hwm(&meta, t.id, 0).await, 23);
+}
+
+/// The first batch of a producer in a partition, and the first of a new epoch, must have sequence 0.
+pub async fn producer_new_epoch_starts_at_zero(meta: Arc<dyn Metadata>) {
+    let t = create(&meta, "t", 2).await;
+    let p = init(&meta).await;
+    assert_eq!(
+        commit_p(&meta, "first", pchunk(t.id, 0, 1, vec![batch(p, 3, 1, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 0 })
+    );
+    assert_eq!(
+        commit_p(&meta, "a", pchunk(t.id, 0, 4, vec![batch(p, 0, 4, 0)])).await,
+        committed(0)
+    );
+    // Partitions keep separate sequences.
+    assert_eq!(
+        commit_p(&meta, "b", pchunk(t.id, 1, 2, vec![batch(p, 0, 2, 0)])).await,
+        committed(0)
+    );
+
+    let p1 = meta.init_producer(Some(p.producer_id)).await.expect("bump");
+    assert_eq!(
+        commit_p(&meta, "continue", pchunk(t.id, 0, 1, vec![batch(p1, 4, 1, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 0 })
+    );
+    assert_eq!(
+        commit_p(&meta, "restart", pchunk(t.id, 0, 1, vec![batch(p1, 0, 1, 0)])).await,
+        committed(4)
+    );
+    assert_eq!(
+        commit_p(&meta, "next", pchunk(t.id, 0, 1, vec![batch(p1, 1, 1, 0)])).await,
+        committed(5)
+    );
+    // The old epoch's batches are fenced, not deduplicated.
+    assert_eq!(
+        commit_p(&meta, "old-retry", pchunk(t.id, 0, 4, vec![batch(p, 0, 4, 0)])).await,
+        rejected(ProducerCheck::Fenced { current_epoch: 1 })
+    );
+    // The new epoch is new on partition 1 as well.
+    assert_eq!(
+        commit_p(&meta, "p1-continue", pchunk(t.id, 1, 1, vec![batch(p1, 2, 1, 0)])).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 0 })
+    );
+    assert_eq!(
+        commit_p(&meta, "p1-restart", pchunk(t.id, 1, 1, vec![batch(p1, 0, 1, 0)])).await,
+        committed(2)
+    );
+}
+
+/// Sequences wrap to 0 after `i32::MAX`, also in the middle of a batch.
+pub async fn producer_sequence_wrap(meta: Arc<dyn Metadata>) {
+    let t = create(&meta, "t", 2).await;
+    let p = init(&meta).await;
+    let max = i32::MAX;
+    let big = u32::try_from(max).expect("fits") - 1;
+    // Sequences 0..=max-2.
+    assert_eq!(
+        commit_p(&meta, "big", pchunk(t.id, 0, big, vec![batch(p, 0, big, 0)])).await,
+        committed(0)
+    );
+    // max-1, max, 0: spans the wrap.
+    assert_eq!(
+        commit_p(&meta, "span", pchunk(t.id, 0, 3, vec![batch(p, max - 1, 3, 0)])).await,
+        committed(u64::from(big))
+    );
+    assert_eq!(
+        meta.check_producer(t.id, 0, &batch(p, 5, 1, 0)).await.expect("check"),
+        ProducerCheck::OutOfOrder { expected_sequence: 1 }
+    );
+    assert_eq!(
+        commit_p(&meta, "after", pchunk(t.id, 0, 1, vec![batch(p, 1, 1, 0)])).await,
+        committed(u64::from(big) + 3)
+    );
+    // Ending exactly at max: the next batch starts at 0.
+    assert_eq!(
+        commit_p(&meta, "o-big", pchunk(t.id, 1, big, vec![batch(p, 0, big, 0)])).await,
+        committed(0)
+    );
+    assert_eq!(
+        commit_p(&meta, "o-end", pchunk(t.id, 1, 2, vec![batch(p, max - 1, 2, 0)])).await,
+        committed(u64::from(big))
+    );
+    assert_eq!(
+        commit_p(&meta, "o-wrapped", pchunk(t.id, 1, 1, vec![batch(p, 0, 1, 0)])).await,
+        committed(u64::from(big) + 2)
+    );
+}
+
+/// A chunk with a rejected batch does not commit; the segment's other chunks do.
+pub async fn producer_rejected_chunk_others_commit(meta: Arc<dyn Metadata>) {
+    let t = create(&meta, "t", 3).await;
+    let p = init(&meta).await;
+    let outcomes = commit(
+        &meta,
+        seg(
+            "mixed",
+            vec![
+                chunk(t.id, 0, 3, 0),
+                pchunk(t.id, 1, 1, vec![batch(p, 7, 1, 0)]),
+                pchunk(t.id, 2, 2, vec![batch(p, 0, 2, 0)]),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            committed(0),
+            rejected(ProducerCheck::OutOfOrder { expected_sequence: 0 }),
+            committed(0)
+        ]
+    );
+    assert_eq!(hwm(&meta, t.id, 1).await, 0);
+    assert_eq!(lookup(&meta, t.id, 1, 0).await, None);
+    assert_eq!(
+        meta.check_producer(t.id, 2, &batch(p, 2, 1, 0)).await.expect("check"),
+        ProducerCheck::Accept
+    );
+
+    // Two batches in one chunk: the second is out of order, so neither is applied.
+    let two_bad = pchunk(t.id, 1, 3, vec![batch(p, 0, 2, 0), batch(p, 5, 1, 2)]);
+    assert_eq!(
+        commit_p(&meta, "two-bad", two_bad).await,
+        rejected(ProducerCheck::OutOfOrder { expected_sequence: 2 })
+    );
+    assert_eq!(
+        meta.check_producer(t.id, 1, &batch(p, 0, 2, 0)).await.expect("check"),
+        ProducerCheck::Accept
+    );
+    // Two good batches in one chunk, with plain records around them.
+    let two_good = pchunk(t.id, 1, 7, vec![batch(p, 0, 2, 1), batch(p, 2, 3, 3)]);
+    assert_eq!(commit_p(&meta, "two-good", two_good).await, committed(0));
+    assert_eq!(
+        commit_p(&meta, "second-retry", pchunk(t.id, 1, 3, vec![batch(p, 2, 3, 0)])).await,
+        rejected(ProducerCheck::Duplicate { base_offset: 3 })
+    );
+    assert_eq!(hwm(&meta, t.id, 1).await, 7);
+
+    // Malformed batches make the whole segment invalid.
+    for bad in [
+        batch(p, -1, 1, 0),
+        batch(p, 0, 0, 0),
+        batch(p, 0, 2, 2),
+        ProducerAppend {
+            producer_epoch: -1,
+            ..batch(p, 0, 1, 0)
+        },
+    ] {
+        let r = meta
+            .commit_segment(seg("bad", vec![chunk(t.id, 0, 1, 0), pchunk(t.id, 2, 3, vec![bad])]))
+            .await;
+        assert!(matches!(r, Err(MetaError::Invalid(_))), "{bad:?}: {r:?}");
+    }
+    assert_eq!(hwm(&meta, t.id, 0).await, 3);
+
+    // Deleting the topic forgets its producer state.
+    meta.delete_topic(&tn("t")).await.expect("delete");
+    let again = create(&meta, "t", 3).await;
+    assert_eq!(
+        commit_p(&meta, "fresh", pchunk(again.id, 2, 1, vec![batch(p, 0, 1, 0)])).await,
+        committed(0)
+    );
+}
+
+/// `check_producer` is read-only and agrees with what a commit then does.
+pub async fn producer_check_agrees_with_commit(meta: Arc<dyn Metadata>) {
+    let t = create(&meta, "t", 2).await;
+    let p = init(&meta).await;
+    let ghost = ProducerIdentity {
+        producer_id: 5,
+        producer_epoch: 0,
+    };
+    let steps = [
+        batch(p, 1, 1, 0),
+        batch(p, 0, 2, 0),
+        batch(p, 0, 2, 0),
+        batch(p, 2, 1, 0),
+        batch(p, 4, 1, 0),
+        batch(ghost, 0, 1, 0),
+        batch(p, 3, 2, 0),
+    ];
+    for (i, append) in steps.iter().enumerate() {
+        let check = meta.check_producer(t.id, 0, append).await.expect("check");
+        // Read-only: asking twice gives the same answer.
+        assert_eq!(meta.check_producer(t.id, 0, append).await.expect("check"), check);
+        let outcome = commit_p(
+            &meta,
+            &format!("s{i}"),
+            pchunk(t.id, 0, append.record_count, vec![*append]),
+        )
+        .await;
+        match (check, outcome) {
+            (ProducerCheck::Accept, ChunkOutcome::Committed { .. }) => {}
+            (c, ChunkOutcome::ProducerRejected(r)) => assert_eq!(c, r, "step {i}"),
+            (c, o) => panic!("step {i}: check said {c:?}, commit did {o:?}"),
+        }
+    }
+    assert_eq!(hwm(&meta, t.id, 0).await, 5);
+    // Other partition: fresh state.
+    assert_eq!(
+        meta.check_producer(t.id, 1, &batch(p, 3, 1, 0)).await.expect("check"),
+        ProducerCheck::OutOfOrder { expected_sequence: 0 }
+    );
+    let r = meta.check_producer(t.id, 2, &batch(p, 0, 1, 0)).await;
+    assert!(
+        matches!(r, Err(MetaError::UnknownPartition { partition: 2, .. })),
+        "{r:?}"
+    );
+    let r = meta
+        .check_producer(TopicId::from_bytes([3; 16]), 0, &batch(p, 0, 1, 0))
+        .await;
+    assert!(matches!(r, Err(MetaError::UnknownTopic(_))), "{r:?}");
+    let r = meta.check_producer(t.id, 0, &batch(p, -4, 1, 0)).await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Agents and leases.
+
+fn agent(node: &str, address: &str, zone: Option<&str>, lease_ms: i64) -> AgentRegistration {
+    AgentRegistration {
+        node_id: node.to_owned(),
+        address: address.to_owned(),
+        zone: zone.map(str::to_owned),
+        lease_ms,
+    }
+}
+
+/// Agents register, renew (keeping their registration time) and drop out when their lease lapses.
+pub async fn agents_register_renew_expire(meta: Arc<dyn Metadata>, clock: ManualClock) {
+    use silt_types::Clock as _;
+    let t0 = clock.now_ms();
+    assert!(meta.list_agents().await.expect("list").is_empty());
+    meta.register_agent(&agent("b", "10.0.0.2:8080", None, 1000))
+        .await
+        .expect("register b");
+    meta.register_agent(&agent("a", "10.0.0.1:8080", Some("az1"), 500))
+        .await
+        .expect("register a");
+    let info = |node: &str, address: &str, zone: Option<&str>, registered_ms, expires_ms| AgentInfo {
+        node_id: node.to_owned(),
+        address: address.to_owned(),
+        zone: zone.map(str::to_owned),
+        registered_ms,
+        expires_ms,
+    };
+    assert_eq!(
+        meta.list_agents().await.expect("list"),
+        vec![
+            info("a", "10.0.0.1:8080", Some("az1"), t0, t0 + 500),
+            info("b", "10.0.0.2:8080", None, t0, t0 + 1000)
+        ]
+    );
+
+    clock.advance(400);
+    meta.register_agent(&agent("a", "10.0.0.9:8080", None, 500))
+        .await
+        .expect("renew a");
+    assert_eq!(
+        meta.list_agents().await.expect("list")[0],
+        info("a", "10.0.0.9:8080", None, t0, t0 + 900)
+    );
+
+    clock.set(t0 + 950);
+    let live: Vec<String> = meta
+        .list_agents()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|a| a.node_id)
+        .collect();
+    assert_eq!(live, vec!["b".to_owned()]);
+    // A lease ends at its expiry instant.
+    clock.set(t0 + 1000);
+    assert!(meta.list_agents().await.expect("list").is_empty());
+
+    // Registering again after lapsing starts a new registration.
+    meta.register_agent(&agent("a", "10.0.0.1:8080", Some("az2"), 100))
+        .await
+        .expect("re-register a");
+    assert_eq!(
+        meta.list_agents().await.expect("list"),
+        vec![info("a", "10.0.0.1:8080", Some("az2"), t0 + 1000, t0 + 1100)]
+    );
+
+    for bad in [
+        agent("c", "x", None, 0),
+        agent("c", "x", None, -5),
+        agent("", "x", None, 10),
+    ] {
+        let r = meta.register_agent(&bad).await;
+        assert!(matches!(r, Err(MetaError::Invalid(_))), "{bad:?}: {r:?}");
+    }
+}
+
+/// Leases: acquire, renew by the holder, refuse others, steal after expiry, release.
+pub async fn leases_acquire_renew_steal_release(meta: Arc<dyn Metadata>, clock: ManualClock) {
+    let acquire = |name: &'static str, holder: &'static str, ttl| {
+        let meta = Arc::clone(&meta);
+        async move { meta.try_acquire_lease(name, holder, ttl).await.expect("try acquire") }
+    };
+    assert!(acquire("compact", "A", 1000).await);
+    assert!(!acquire("compact", "B", 1000).await);
+    // Names are independent.
+    assert!(acquire("gc", "B", 1000).await);
+
+    clock.advance(500);
+    assert!(acquire("compact", "A", 1000).await, "holder renews");
+    clock.advance(900);
+    assert!(!acquire("compact", "B", 1000).await, "renewed lease still held");
+    clock.advance(100);
+    assert!(acquire("compact", "B", 1000).await, "expired lease is taken over");
+    assert!(!acquire("compact", "A", 1000).await);
+
+    // Only the holder releases.
+    meta.release_lease("compact", "A").await.expect("release by non-holder");
+    assert!(!acquire("compact", "A", 1000).await);
+    meta.release_lease("compact", "B").await.expect("release");
+    assert!(acquire("compact", "A", 1000).await);
+    meta.release_lease("never", "A").await.expect("release unknown");
+
+    let r = meta.try_acquire_lease("compact", "A", 0).await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "{r:?}");
+    let r = meta.try_acquire_lease("", "A", 10).await;
+    assert!(matches!(r, Err(MetaError::Invalid(_))), "{r:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -780,7 +1506,7 @@ pub async fn concurrent_commits_contiguous(meta: Arc<dyn Metadata>) {
                         ChunkOutcome::Committed { base_offset } => {
                             got.push((c.topic, c.partition, base_offset, c.record_count));
                         }
-                        ChunkOutcome::TopicGone => panic!("unexpected TopicGone"),
+                        other => panic!("unexpected {other:?}"),
                     }
                 }
             }
@@ -806,4 +1532,64 @@ pub async fn concurrent_commits_contiguous(meta: Arc<dyn Metadata>) {
         assert!(lookup(&meta, topic, p, next - 1).await.is_some());
         assert_eq!(lookup(&meta, topic, p, next).await, None);
     }
+}
+
+/// Producers retrying concurrently (as through several agents) never commit a batch twice.
+pub async fn concurrent_producers_deduplicated(meta: Arc<dyn Metadata>) {
+    const PRODUCERS: usize = 4;
+    const BATCHES: i32 = 10;
+    const COPIES: usize = 3;
+    let t = create(&meta, "t", 2).await;
+    let mut ids = Vec::new();
+    for _ in 0..PRODUCERS {
+        ids.push(init(&meta).await);
+    }
+    let mut handles = Vec::new();
+    for (n, p) in ids.into_iter().enumerate() {
+        // The copies of one producer send each batch together, then wait for one another.
+        let barrier = Arc::new(tokio::sync::Barrier::new(COPIES));
+        for copy in 0..COPIES {
+            let meta = Arc::clone(&meta);
+            let barrier = Arc::clone(&barrier);
+            handles.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                let partition = u32::try_from(n % 2).expect("small");
+                for seq in 0..BATCHES {
+                    let c = pchunk(t.id, partition, 2, vec![batch(p, seq * 2, 2, 0)]);
+                    match commit_p(&meta, &format!("p{n}-c{copy}-s{seq}"), c).await {
+                        ChunkOutcome::Committed { base_offset } => got.push((n, seq, base_offset, true)),
+                        ChunkOutcome::ProducerRejected(ProducerCheck::Duplicate { base_offset }) => {
+                            got.push((n, seq, base_offset, false));
+                        }
+                        other => panic!("producer {n} copy {copy} seq {seq}: {other:?}"),
+                    }
+                    barrier.wait().await;
+                }
+                got
+            }));
+        }
+    }
+    let mut first: BTreeMap<(usize, i32), Vec<(Offset, bool)>> = BTreeMap::new();
+    for h in handles {
+        for (n, seq, base, fresh) in h.await.expect("task") {
+            first.entry((n, seq)).or_default().push((base, fresh));
+        }
+    }
+    assert_eq!(first.len(), PRODUCERS * usize::try_from(BATCHES).expect("small"));
+    for ((n, seq), answers) in &first {
+        assert_eq!(answers.len(), COPIES);
+        assert_eq!(
+            answers.iter().filter(|(_, fresh)| *fresh).count(),
+            1,
+            "producer {n} seq {seq} committed other than once: {answers:?}"
+        );
+        assert!(
+            answers.iter().all(|(b, _)| *b == answers[0].0),
+            "copies disagree on the offset: {answers:?}"
+        );
+    }
+    // Each partition holds exactly one copy of every batch.
+    let per_partition = u64::try_from(PRODUCERS / 2 * usize::try_from(BATCHES).expect("small") * 2).expect("small");
+    assert_eq!(hwm(&meta, t.id, 0).await, per_partition);
+    assert_eq!(hwm(&meta, t.id, 1).await, per_partition);
 }

@@ -3,7 +3,7 @@
 use silt_types::{Offset, PartitionId, TopicName};
 
 /// Everything that can go wrong in a metadata operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum MetaError {
     /// The named topic does not exist.
     #[error("unknown topic name={0}")]
@@ -39,4 +39,29 @@ pub enum MetaError {
     /// Stored metadata is inconsistent; a bug or corruption.
     #[error("metadata corrupt: {0}")]
     Corrupt(String),
+    /// A group offset commit named a generation that is not the group's current one.
+    #[error("stale group generation group={group} current={current} given={given}")]
+    StaleGeneration {
+        /// The group.
+        group: String,
+        /// The group's current generation.
+        current: i32,
+        /// The generation the commit named.
+        given: i32,
+    },
+    /// A group offset commit would move an offset backwards without `reset`.
+    #[error("group offset regression topic={topic} partition={partition} committed={committed} given={given}")]
+    OffsetRegression {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: PartitionId,
+        /// The offset stored now.
+        committed: Offset,
+        /// The lower offset given.
+        given: Offset,
+    },
+    /// No producer with this id exists.
+    #[error("unknown producer producer_id={0}")]
+    UnknownProducer(i64),
 }

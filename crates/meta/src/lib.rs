@@ -1,23 +1,32 @@
 //! Silt's metadata layer: the catalog and sequencer.
 //!
-//! It owns topics (with stable ids), offset assignment at segment commit, the
-//! offset→chunk index, log start offsets and high watermarks, the
-//! timestamp index and consumer-group offsets. One trait, [`Metadata`], has
-//! several backends; every backend must pass [`conformance`] unchanged
-//! (one line, [`metadata_conformance_tests!`], turns it into tests).
-//! [`SqliteMetadata`] is the single-file backend the agent uses today.
+//! What this crate holds:
+//! - [`Metadata`], the one trait for everything the metadata service
+//!   stores: topics (with stable ids), offset assignment at segment commit,
+//!   the offset→chunk index, log start offsets and high watermarks, the
+//!   timestamp index, consumer groups (offsets and generation fencing),
+//!   idempotent-producer state (Kafka's producer id/epoch/sequence rules),
+//!   the agent registry and named leases;
+//! - the data types it speaks ([`model`](crate::TopicInfo) types and [`MetaError`]);
+//! - two backends: [`SqliteMetadata`] (one file, the embedded default) and
+//!   [`PostgresMetadata`] (a fleet's shared database, with group commit);
+//! - [`conformance`], the suite every backend must pass unchanged (one
+//!   line, [`metadata_conformance_tests!`], turns it into tests).
 //!
 //! May depend on `silt-types` and database drivers; never on storage,
 //! caching or HTTP.
 
 mod error;
 mod model;
+mod postgres;
+mod rules;
 mod sqlite;
 
 pub mod conformance;
 
 pub use error::MetaError;
 pub use model::*;
+pub use postgres::PostgresMetadata;
 pub use sqlite::SqliteMetadata;
 
 use silt_types::{GroupName, Offset, PartitionId, TopicId, TopicName};
@@ -51,7 +60,10 @@ pub trait Metadata: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// Chunks of topics that no longer exist (or no longer have that
     /// partition) are not committed and come back as
-    /// [`ChunkOutcome::TopicGone`]; all other chunks commit together.
+    /// [`ChunkOutcome::TopicGone`]; chunks with a producer batch that is not
+    /// accepted come back as [`ChunkOutcome::ProducerRejected`] and are not
+    /// committed either; all other chunks commit together, and the producer
+    /// state of their batches is updated in the same transaction.
     /// Returns one outcome per input chunk, in input order.
     async fn commit_segment(&self, segment: SegmentCommit) -> Result<Vec<ChunkOutcome>>;
 
@@ -75,9 +87,39 @@ pub trait Metadata: Send + Sync + std::fmt::Debug + 'static {
         timestamp_ms: i64,
     ) -> Result<Option<ChunkLocation>>;
 
-    /// Stores committed offsets of a consumer group; all or nothing.
-    async fn commit_group_offsets(&self, group: &GroupName, offsets: &[GroupOffset]) -> Result<()>;
+    /// Stores committed offsets of a consumer group, all or nothing: fails
+    /// with `StaleGeneration` if `commit.generation` is set and not current,
+    /// and with `OffsetRegression` if an offset moves backwards without `reset`.
+    async fn commit_group_offsets(&self, group: &GroupName, commit: &GroupCommit) -> Result<()>;
 
-    /// All committed offsets of a consumer group, ordered by topic and partition.
-    async fn group_offsets(&self, group: &GroupName) -> Result<Vec<GroupOffset>>;
+    /// A consumer group's generation (0 if never joined) and committed offsets, ordered by topic and partition.
+    async fn group_offsets(&self, group: &GroupName) -> Result<GroupState>;
+
+    /// Bumps and returns the group's generation (the first join returns 1), fencing older members.
+    async fn join_group(&self, group: &GroupName) -> Result<i32>;
+
+    /// `None`: allocates a fresh producer id (`>= 1000`) at epoch 0; `Some(id)`:
+    /// bumps that producer's epoch, fencing the old one (`UnknownProducer` if absent).
+    async fn init_producer(&self, existing: Option<i64>) -> Result<ProducerIdentity>;
+
+    /// Read-only pre-check of a producer batch against committed producer state, as a commit would judge it now.
+    async fn check_producer(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        append: &ProducerAppend,
+    ) -> Result<ProducerCheck>;
+
+    /// Registers or renews an agent; its registration lapses at now + `lease_ms` unless renewed.
+    async fn register_agent(&self, agent: &AgentRegistration) -> Result<()>;
+
+    /// Live agents (registration not yet lapsed), ordered by node id.
+    async fn list_agents(&self) -> Result<Vec<AgentInfo>>;
+
+    /// Takes or renews the named lease for `ttl_ms`; true if it was free,
+    /// expired, or already held by `holder`, false if someone else holds it.
+    async fn try_acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool>;
+
+    /// Gives the lease up if `holder` holds it; otherwise does nothing.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }

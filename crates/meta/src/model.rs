@@ -16,7 +16,7 @@ pub struct TopicConfig {
 }
 
 /// A topic as the catalog knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicInfo {
     /// Stable id, fresh on every creation.
     pub id: TopicId,
@@ -31,7 +31,7 @@ pub struct TopicInfo {
 }
 
 /// One chunk of an uploaded segment, to be committed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkCommit {
     /// Topic the chunk belongs to.
     pub topic: TopicId,
@@ -45,10 +45,13 @@ pub struct ChunkCommit {
     pub byte_len: u64,
     /// Largest record timestamp in the chunk.
     pub max_timestamp_ms: i64,
+    /// Batches of idempotent producers inside the chunk (usually none); the
+    /// chunk commits only if every one of them is accepted.
+    pub producers: Vec<ProducerAppend>,
 }
 
 /// A whole uploaded segment, committed atomically.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentCommit {
     /// Object key the segment was uploaded under.
     pub object_key: String,
@@ -59,7 +62,7 @@ pub struct SegmentCommit {
 }
 
 /// What happened to one chunk at commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkOutcome {
     /// Committed; its records have offsets `base_offset..base_offset + record_count`.
     Committed {
@@ -68,10 +71,13 @@ pub enum ChunkOutcome {
     },
     /// The topic or partition no longer exists; nothing was written for it.
     TopicGone,
+    /// A producer batch in the chunk was not accepted (the first such
+    /// verdict); nothing was written for this chunk.
+    ProducerRejected(ProducerCheck),
 }
 
 /// Where the records of one committed chunk live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkLocation {
     /// Topic.
     pub topic: TopicId,
@@ -94,7 +100,7 @@ pub struct ChunkLocation {
 }
 
 /// Bounds of a partition's readable log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// Partition number.
     pub partition: PartitionId,
@@ -105,7 +111,7 @@ pub struct PartitionState {
 }
 
 /// A consumer group's committed position in one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupOffset {
     /// Topic name.
     pub topic: TopicName,
@@ -113,4 +119,100 @@ pub struct GroupOffset {
     pub partition: PartitionId,
     /// Next offset the group will read.
     pub offset: Offset,
+}
+
+/// A consumer group's committed positions and current generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    /// Current generation; 0 if the group never joined.
+    pub generation: i32,
+    /// Committed offsets, ordered by topic and partition.
+    pub offsets: Vec<GroupOffset>,
+}
+
+/// A consumer group offset commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCommit {
+    /// If set, the commit is refused unless it equals the group's generation.
+    pub generation: Option<i32>,
+    /// Allow moving offsets backwards (an explicit seek/reset).
+    pub reset: bool,
+    /// The offsets to store.
+    pub offsets: Vec<GroupOffset>,
+}
+
+/// An idempotent producer's identity: Kafka's producer id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProducerIdentity {
+    /// Producer id, `>= 1000`, shared by every listener.
+    pub producer_id: i64,
+    /// Epoch; a higher epoch fences the older ones.
+    pub producer_epoch: i16,
+}
+
+/// One batch of an idempotent producer inside a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProducerAppend {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch the batch was written with.
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record (`>= 0`).
+    pub base_sequence: i32,
+    /// Number of records in the batch (`>= 1`).
+    pub record_count: u32,
+    /// Position of the batch's first record within its chunk.
+    pub offset_in_chunk: u32,
+}
+
+/// Verdict on a producer batch under Kafka's idempotence rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProducerCheck {
+    /// The batch is the next one expected: commit it.
+    Accept,
+    /// The batch was already committed; its records start at `base_offset`.
+    Duplicate {
+        /// Offset of the original batch's first record.
+        base_offset: Offset,
+    },
+    /// The epoch is not the producer's current one.
+    Fenced {
+        /// The producer's current epoch.
+        current_epoch: i16,
+    },
+    /// The sequence is not the next expected one (a gap or an old, forgotten batch).
+    OutOfOrder {
+        /// The sequence the next batch must start with.
+        expected_sequence: i32,
+    },
+    /// No producer with that id exists.
+    UnknownProducer,
+}
+
+/// An agent announcing itself to the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRegistration {
+    /// Stable node id of the agent.
+    pub node_id: String,
+    /// Address clients reach it at (host:port or URL).
+    pub address: String,
+    /// Availability zone, if known.
+    pub zone: Option<String>,
+    /// The registration expires this many milliseconds from now unless renewed.
+    pub lease_ms: i64,
+}
+
+/// A live agent as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    /// Stable node id.
+    pub node_id: String,
+    /// Address clients reach it at.
+    pub address: String,
+    /// Availability zone, if known.
+    pub zone: Option<String>,
+    /// When the current registration began (renewals keep it).
+    pub registered_ms: i64,
+    /// When the registration lapses unless renewed.
+    pub expires_ms: i64,
 }

@@ -8,6 +8,7 @@
 //! the same file waits on SQLite's lock (bounded by the busy timeout) instead
 //! of corrupting the sequencer.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -15,8 +16,13 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use silt_types::{Clock, GroupName, IdGen, MAX_PARTITIONS, Offset, PartitionId, TopicId, TopicName};
 
+use crate::rules::{
+    FIRST_PRODUCER_ID, PartitionProducer, bumped, evaluate_chunk, expiry, to_i16, to_i32, to_i64, to_u32, to_u64,
+    validate_append, validate_lease, validate_registration, validate_segment,
+};
 use crate::{
-    ChunkCommit, ChunkLocation, ChunkOutcome, GroupOffset, MetaError, Metadata, PartitionState, Result, SegmentCommit,
+    AgentInfo, AgentRegistration, ChunkCommit, ChunkLocation, ChunkOutcome, GroupCommit, GroupOffset, GroupState,
+    MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity, Result, SegmentCommit,
     TopicConfig, TopicInfo,
 };
 
@@ -77,6 +83,51 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
 
     CREATE INDEX group_offsets_by_topic ON group_offsets (topic_id);
+    ",
+    // 2: consumer group generations, idempotent producers, agents, leases.
+    r"
+    CREATE TABLE consumer_groups (
+        group_name TEXT    NOT NULL PRIMARY KEY,
+        generation INTEGER NOT NULL CHECK (generation >= 0)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE counters (
+        name  TEXT    NOT NULL PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO counters (name, value) VALUES ('next_producer_id', 1000);
+
+    CREATE TABLE producers (
+        producer_id INTEGER NOT NULL PRIMARY KEY,
+        epoch       INTEGER NOT NULL CHECK (epoch >= 0)
+    ) STRICT;
+
+    CREATE TABLE producer_state (
+        producer_id   INTEGER NOT NULL REFERENCES producers (producer_id),
+        topic_id      BLOB    NOT NULL,
+        partition_id  INTEGER NOT NULL,
+        epoch         INTEGER NOT NULL CHECK (epoch >= 0),
+        last_sequence INTEGER NOT NULL CHECK (last_sequence >= 0),
+        window_json   TEXT    NOT NULL,
+        PRIMARY KEY (producer_id, topic_id, partition_id),
+        FOREIGN KEY (topic_id, partition_id) REFERENCES partitions (topic_id, partition_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE INDEX producer_state_by_topic ON producer_state (topic_id);
+
+    CREATE TABLE agents (
+        node_id       TEXT    NOT NULL PRIMARY KEY,
+        address       TEXT    NOT NULL,
+        zone          TEXT,
+        registered_ms INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE leases (
+        name       TEXT    NOT NULL PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_ms INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
     ",
 ];
 
@@ -279,18 +330,6 @@ fn commit(tx: Transaction<'_>) -> Result<()> {
             MetaError::Indeterminate(format!("commit failed: {e}"))
         }
     })
-}
-
-fn to_i64(v: u64, what: &str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| MetaError::Invalid(format!("{what} {v} exceeds {}", i64::MAX)))
-}
-
-fn to_u64(v: i64, what: &str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("stored {what} is negative ({v})")))
-}
-
-fn to_u32(v: i64, what: &str) -> Result<u32> {
-    u32::try_from(v).map_err(|_| MetaError::Corrupt(format!("stored {what} out of range ({v})")))
 }
 
 fn decode_id(bytes: &[u8]) -> Result<TopicId> {
@@ -538,6 +577,7 @@ fn delete_topic_tx(conn: &mut Connection, name: &TopicName) -> Result<TopicId> {
     let id = topic.id.to_bytes();
     for sql in [
         "DELETE FROM group_offsets WHERE topic_id = ?1",
+        "DELETE FROM producer_state WHERE topic_id = ?1",
         "DELETE FROM chunks WHERE topic_id = ?1",
         "DELETE FROM partitions WHERE topic_id = ?1",
         "DELETE FROM topics WHERE id = ?1",
@@ -560,48 +600,6 @@ fn update_config_tx(conn: &mut Connection, name: &TopicName, config: TopicConfig
     commit(tx)?;
     topic.config = config;
     Ok(topic)
-}
-
-/// Checks a segment before any database work; pure.
-fn validate_segment(segment: &SegmentCommit) -> Result<Vec<usize>> {
-    if segment.object_key.is_empty() {
-        return Err(MetaError::Invalid("segment object key is empty".to_owned()));
-    }
-    if segment.chunks.is_empty() {
-        return Err(MetaError::Invalid(format!(
-            "segment {} has no chunks",
-            segment.object_key
-        )));
-    }
-    to_i64(segment.object_size, "object size")?;
-    for c in &segment.chunks {
-        if c.record_count == 0 {
-            return Err(MetaError::Invalid(format!(
-                "chunk of topic {} partition {} has no records",
-                c.topic, c.partition
-            )));
-        }
-        let end = c.byte_offset.checked_add(c.byte_len);
-        if end.is_none_or(|end| end > segment.object_size) {
-            return Err(MetaError::Invalid(format!(
-                "chunk of topic {} partition {} (bytes {}+{}) lies outside object {} of {} bytes",
-                c.topic, c.partition, c.byte_offset, c.byte_len, segment.object_key, segment.object_size
-            )));
-        }
-    }
-    // Deterministic lock order for backends with row locks: (topic, partition).
-    let mut order: Vec<usize> = (0..segment.chunks.len()).collect();
-    order.sort_by_key(|&i| (segment.chunks[i].topic, segment.chunks[i].partition));
-    for pair in order.windows(2) {
-        let (a, b) = (&segment.chunks[pair[0]], &segment.chunks[pair[1]]);
-        if (a.topic, a.partition) == (b.topic, b.partition) {
-            return Err(MetaError::Invalid(format!(
-                "segment {} has two chunks for topic {} partition {}",
-                segment.object_key, a.topic, a.partition
-            )));
-        }
-    }
-    Ok(order)
 }
 
 fn commit_segment_tx(conn: &mut Connection, segment: &SegmentCommit, order: &[usize]) -> Result<Vec<ChunkOutcome>> {
@@ -649,6 +647,17 @@ fn commit_segment_tx(conn: &mut Connection, segment: &SegmentCommit, order: &[us
                     c.topic, c.partition
                 ))
             })?;
+            let base = to_u64(next, "next offset")?;
+            let producer_updates = match producer_updates(&tx, c, base)? {
+                Ok(updates) => updates,
+                Err(check) => {
+                    outcomes[i] = ChunkOutcome::ProducerRejected(check);
+                    continue;
+                }
+            };
+            for (producer_id, state) in &producer_updates {
+                store_producer_state(&tx, *producer_id, c.topic, c.partition, state)?;
+            }
             let running = running_max.map_or(c.max_timestamp_ms, |m| m.max(c.max_timestamp_ms));
             insert
                 .execute(params![
@@ -667,13 +676,253 @@ fn commit_segment_tx(conn: &mut Connection, segment: &SegmentCommit, order: &[us
             update
                 .execute(params![id.as_slice(), c.partition, new_next, running])
                 .map_err(map_err)?;
-            outcomes[i] = ChunkOutcome::Committed {
-                base_offset: to_u64(next, "next offset")?,
-            };
+            outcomes[i] = ChunkOutcome::Committed { base_offset: base };
         }
     }
     commit(tx)?;
     Ok(outcomes)
+}
+
+/// Current epochs of the given producers (absent ones are missing from the map).
+fn registered_epochs(tx: &Transaction<'_>, ids: impl IntoIterator<Item = i64>) -> Result<HashMap<i64, i16>> {
+    let mut out = HashMap::new();
+    let mut select = tx
+        .prepare_cached("SELECT epoch FROM producers WHERE producer_id = ?1")
+        .map_err(map_err)?;
+    for id in ids {
+        if out.contains_key(&id) {
+            continue;
+        }
+        let epoch: Option<i64> = select
+            .query_row(params![id], |r| r.get(0))
+            .optional()
+            .map_err(map_err)?;
+        if let Some(epoch) = epoch {
+            out.insert(id, to_i16(epoch, "producer epoch")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Stored per-partition state of the given producers.
+fn producer_states(
+    tx: &Transaction<'_>,
+    topic: TopicId,
+    partition: PartitionId,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashMap<i64, PartitionProducer>> {
+    let mut out = HashMap::new();
+    let mut select = tx
+        .prepare_cached(
+            "SELECT epoch, last_sequence, window_json FROM producer_state \
+             WHERE producer_id = ?1 AND topic_id = ?2 AND partition_id = ?3",
+        )
+        .map_err(map_err)?;
+    for id in ids {
+        if out.contains_key(&id) {
+            continue;
+        }
+        let row: Option<(i64, i64, String)> = select
+            .query_row(params![id, topic.to_bytes().as_slice(), partition], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(map_err)?;
+        if let Some((epoch, last, window)) = row {
+            out.insert(id, PartitionProducer::decode(epoch, last, &window)?);
+        }
+    }
+    Ok(out)
+}
+
+fn store_producer_state(
+    tx: &Transaction<'_>,
+    producer_id: i64,
+    topic: TopicId,
+    partition: PartitionId,
+    state: &PartitionProducer,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO producer_state (producer_id, topic_id, partition_id, epoch, last_sequence, window_json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (producer_id, topic_id, partition_id) DO UPDATE SET \
+         epoch = excluded.epoch, last_sequence = excluded.last_sequence, window_json = excluded.window_json",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            producer_id,
+            topic.to_bytes().as_slice(),
+            partition,
+            state.epoch,
+            state.last_sequence,
+            state.window_json()
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Judges the producer batches of a chunk whose first record gets `base`.
+fn producer_updates(
+    tx: &Transaction<'_>,
+    c: &ChunkCommit,
+    base: Offset,
+) -> Result<std::result::Result<HashMap<i64, PartitionProducer>, ProducerCheck>> {
+    if c.producers.is_empty() {
+        return Ok(Ok(HashMap::new()));
+    }
+    let ids = c.producers.iter().map(|a| a.producer_id);
+    let registered = registered_epochs(tx, ids.clone())?;
+    let stored = producer_states(tx, c.topic, c.partition, ids)?;
+    Ok(evaluate_chunk(c, base, &registered, &stored))
+}
+
+fn check_producer_tx(
+    conn: &mut Connection,
+    topic: TopicId,
+    partition: PartitionId,
+    append: &ProducerAppend,
+) -> Result<ProducerCheck> {
+    let tx = deferred(conn)?;
+    let b = bounds(&tx, topic, partition)?;
+    let probe = ChunkCommit {
+        topic,
+        partition,
+        record_count: append.record_count.saturating_add(append.offset_in_chunk),
+        byte_offset: 0,
+        byte_len: 0,
+        max_timestamp_ms: 0,
+        producers: vec![*append],
+    };
+    Ok(match producer_updates(&tx, &probe, b.next)? {
+        Ok(_) => ProducerCheck::Accept,
+        Err(check) => check,
+    })
+}
+
+fn init_producer_tx(conn: &mut Connection, existing: Option<i64>) -> Result<ProducerIdentity> {
+    let tx = immediate(conn)?;
+    let identity = match existing {
+        None => {
+            let next: i64 = tx
+                .query_row("SELECT value FROM counters WHERE name = 'next_producer_id'", [], |r| {
+                    r.get(0)
+                })
+                .map_err(map_err)?;
+            let id = next.max(FIRST_PRODUCER_ID);
+            tx.execute(
+                "UPDATE counters SET value = ?1 WHERE name = 'next_producer_id'",
+                params![id + 1],
+            )
+            .map_err(map_err)?;
+            tx.execute("INSERT INTO producers (producer_id, epoch) VALUES (?1, 0)", params![id])
+                .map_err(map_err)?;
+            ProducerIdentity {
+                producer_id: id,
+                producer_epoch: 0,
+            }
+        }
+        Some(id) => {
+            let epoch = registered_epochs(&tx, [id])?
+                .get(&id)
+                .copied()
+                .ok_or(MetaError::UnknownProducer(id))?;
+            let identity = bumped(id, epoch)?;
+            tx.execute(
+                "UPDATE producers SET epoch = ?2 WHERE producer_id = ?1",
+                params![id, identity.producer_epoch],
+            )
+            .map_err(map_err)?;
+            identity
+        }
+    };
+    commit(tx)?;
+    Ok(identity)
+}
+
+fn group_generation(tx: &Transaction<'_>, group: &GroupName) -> Result<i32> {
+    let g: Option<i64> = tx
+        .prepare_cached("SELECT generation FROM consumer_groups WHERE group_name = ?1")
+        .and_then(|mut s| s.query_row(params![group.as_str()], |r| r.get(0)).optional())
+        .map_err(map_err)?;
+    g.map_or(Ok(0), |g| to_i32(g, "group generation"))
+}
+
+fn join_group_tx(conn: &mut Connection, group: &GroupName) -> Result<i32> {
+    let tx = immediate(conn)?;
+    let next = group_generation(&tx, group)?
+        .checked_add(1)
+        .ok_or_else(|| MetaError::Invalid(format!("group {group}: generation exhausted")))?;
+    tx.prepare_cached(
+        "INSERT INTO consumer_groups (group_name, generation) VALUES (?1, ?2) \
+         ON CONFLICT (group_name) DO UPDATE SET generation = excluded.generation",
+    )
+    .and_then(|mut s| s.execute(params![group.as_str(), next]))
+    .map_err(map_err)?;
+    commit(tx)?;
+    Ok(next)
+}
+
+fn register_agent_tx(conn: &mut Connection, agent: &AgentRegistration, now: i64) -> Result<()> {
+    let tx = immediate(conn)?;
+    tx.prepare_cached(
+        "INSERT INTO agents (node_id, address, zone, registered_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (node_id) DO UPDATE SET address = excluded.address, zone = excluded.zone, \
+         registered_ms = CASE WHEN agents.expires_ms > ?4 THEN agents.registered_ms ELSE excluded.registered_ms END, \
+         expires_ms = excluded.expires_ms",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            agent.node_id,
+            agent.address,
+            agent.zone,
+            now,
+            expiry(now, agent.lease_ms)
+        ])
+    })
+    .map_err(map_err)?;
+    commit(tx)
+}
+
+fn list_agents_tx(conn: &mut Connection, now: i64) -> Result<Vec<AgentInfo>> {
+    let tx = deferred(conn)?;
+    tx.prepare_cached(
+        "SELECT node_id, address, zone, registered_ms, expires_ms FROM agents WHERE expires_ms > ?1 ORDER BY node_id",
+    )
+    .and_then(|mut s| {
+        s.query_map(params![now], |r| {
+            Ok(AgentInfo {
+                node_id: r.get(0)?,
+                address: r.get(1)?,
+                zone: r.get(2)?,
+                registered_ms: r.get(3)?,
+                expires_ms: r.get(4)?,
+            })
+        })?
+        .collect()
+    })
+    .map_err(map_err)
+}
+
+fn try_acquire_lease_tx(conn: &mut Connection, name: &str, holder: &str, ttl_ms: i64, now: i64) -> Result<bool> {
+    let tx = immediate(conn)?;
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms \
+             WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?4",
+        )
+        .and_then(|mut s| s.execute(params![name, holder, expiry(now, ttl_ms), now]))
+        .map_err(map_err)?;
+    commit(tx)?;
+    Ok(changed == 1)
+}
+
+fn release_lease_tx(conn: &mut Connection, name: &str, holder: &str) -> Result<()> {
+    let tx = immediate(conn)?;
+    tx.prepare_cached("DELETE FROM leases WHERE name = ?1 AND holder = ?2")
+        .and_then(|mut s| s.execute(params![name, holder]))
+        .map_err(map_err)?;
+    commit(tx)
 }
 
 fn lookup_tx(
@@ -779,16 +1028,31 @@ fn lookup_timestamp_tx(
     Ok(Some(chunk))
 }
 
-fn commit_group_offsets_tx(conn: &mut Connection, group: &GroupName, offsets: &[GroupOffset]) -> Result<()> {
+fn commit_group_offsets_tx(conn: &mut Connection, group: &GroupName, commit_req: &GroupCommit) -> Result<()> {
     let tx = immediate(conn)?;
+    if let Some(given) = commit_req.generation {
+        let current = group_generation(&tx, group)?;
+        if given != current {
+            return Err(MetaError::StaleGeneration {
+                group: group.to_string(),
+                current,
+                given,
+            });
+        }
+    }
     {
+        let mut stored = tx
+            .prepare_cached(
+                "SELECT committed_offset FROM group_offsets WHERE group_name = ?1 AND topic_id = ?2 AND partition_id = ?3",
+            )
+            .map_err(map_err)?;
         let mut upsert = tx
             .prepare_cached(
                 "INSERT INTO group_offsets (group_name, topic_id, partition_id, committed_offset) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (group_name, topic_id, partition_id) DO UPDATE SET committed_offset = excluded.committed_offset",
             )
             .map_err(map_err)?;
-        for o in offsets {
+        for o in &commit_req.offsets {
             let topic = require_topic(&tx, &o.topic)?;
             if o.partition >= topic.partitions {
                 return Err(MetaError::UnknownPartition {
@@ -796,21 +1060,35 @@ fn commit_group_offsets_tx(conn: &mut Connection, group: &GroupName, offsets: &[
                     partition: o.partition,
                 });
             }
+            let id = topic.id.to_bytes();
+            let given = to_i64(o.offset, "group offset")?;
+            if !commit_req.reset {
+                let current: Option<i64> = stored
+                    .query_row(params![group.as_str(), id.as_slice(), o.partition], |r| r.get(0))
+                    .optional()
+                    .map_err(map_err)?;
+                if let Some(current) = current
+                    && given < current
+                {
+                    return Err(MetaError::OffsetRegression {
+                        topic: o.topic.to_string(),
+                        partition: o.partition,
+                        committed: to_u64(current, "group offset")?,
+                        given: o.offset,
+                    });
+                }
+            }
             upsert
-                .execute(params![
-                    group.as_str(),
-                    topic.id.to_bytes().as_slice(),
-                    o.partition,
-                    to_i64(o.offset, "group offset")?
-                ])
+                .execute(params![group.as_str(), id.as_slice(), o.partition, given])
                 .map_err(map_err)?;
         }
     }
     commit(tx)
 }
 
-fn group_offsets_tx(conn: &mut Connection, group: &GroupName) -> Result<Vec<GroupOffset>> {
+fn group_offsets_tx(conn: &mut Connection, group: &GroupName) -> Result<GroupState> {
     let tx = deferred(conn)?;
+    let generation = group_generation(&tx, group)?;
     let rows: Vec<(String, i64, i64)> = tx
         .prepare_cached(
             "SELECT t.name, g.partition_id, g.committed_offset FROM group_offsets g JOIN topics t ON t.id = g.topic_id \
@@ -821,7 +1099,8 @@ fn group_offsets_tx(conn: &mut Connection, group: &GroupName) -> Result<Vec<Grou
                 .collect()
         })
         .map_err(map_err)?;
-    rows.into_iter()
+    let offsets = rows
+        .into_iter()
         .map(|(name, p, off)| {
             Ok(GroupOffset {
                 topic: TopicName::new(&name)
@@ -830,7 +1109,8 @@ fn group_offsets_tx(conn: &mut Connection, group: &GroupName) -> Result<Vec<Grou
                 offset: to_u64(off, "group offset")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(GroupState { generation, offsets })
 }
 
 #[async_trait::async_trait]
@@ -936,18 +1216,79 @@ impl Metadata for SqliteMetadata {
         .await
     }
 
-    async fn commit_group_offsets(&self, group: &GroupName, offsets: &[GroupOffset]) -> Result<()> {
+    async fn commit_group_offsets(&self, group: &GroupName, commit: &GroupCommit) -> Result<()> {
         let group = group.clone();
-        let offsets = offsets.to_vec();
+        let commit = commit.clone();
         self.run("commit_group_offsets", move |conn| {
-            commit_group_offsets_tx(conn, &group, &offsets)
+            commit_group_offsets_tx(conn, &group, &commit)
         })
         .await
     }
 
-    async fn group_offsets(&self, group: &GroupName) -> Result<Vec<GroupOffset>> {
+    async fn group_offsets(&self, group: &GroupName) -> Result<GroupState> {
         let group = group.clone();
         self.run("group_offsets", move |conn| group_offsets_tx(conn, &group))
+            .await
+    }
+
+    async fn join_group(&self, group: &GroupName) -> Result<i32> {
+        let group = group.clone();
+        self.run("join_group", move |conn| join_group_tx(conn, &group)).await
+    }
+
+    async fn init_producer(&self, existing: Option<i64>) -> Result<ProducerIdentity> {
+        let identity = self
+            .run("init_producer", move |conn| init_producer_tx(conn, existing))
+            .await?;
+        tracing::debug!(
+            producer_id = identity.producer_id,
+            epoch = identity.producer_epoch,
+            "initialised producer"
+        );
+        Ok(identity)
+    }
+
+    async fn check_producer(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        append: &ProducerAppend,
+    ) -> Result<ProducerCheck> {
+        validate_append(append)?;
+        let append = *append;
+        self.run("check_producer", move |conn| {
+            check_producer_tx(conn, topic, partition, &append)
+        })
+        .await
+    }
+
+    async fn register_agent(&self, agent: &AgentRegistration) -> Result<()> {
+        validate_registration(agent)?;
+        let agent = agent.clone();
+        let now = self.inner.clock.now_ms();
+        self.run("register_agent", move |conn| register_agent_tx(conn, &agent, now))
+            .await
+    }
+
+    async fn list_agents(&self) -> Result<Vec<AgentInfo>> {
+        let now = self.inner.clock.now_ms();
+        self.run("list_agents", move |conn| list_agents_tx(conn, now)).await
+    }
+
+    async fn try_acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool> {
+        validate_lease(name, holder, Some(ttl_ms))?;
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let now = self.inner.clock.now_ms();
+        self.run("try_acquire_lease", move |conn| {
+            try_acquire_lease_tx(conn, &name, &holder, ttl_ms, now)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        validate_lease(name, holder, None)?;
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.run("release_lease", move |conn| release_lease_tx(conn, &name, &holder))
             .await
     }
 }
@@ -959,7 +1300,7 @@ mod tests {
     use silt_types::{ManualClock, RandomIds, SequentialIds};
 
     use super::*;
-    use crate::conformance;
+    use crate::conformance::{self, Subject};
 
     /// A scratch directory removed on drop.
     struct TempDir(PathBuf);
@@ -993,23 +1334,31 @@ mod tests {
         SqliteMetadata::open(path, Arc::new(ManualClock::new(42)), Arc::new(RandomIds))
     }
 
-    fn file() -> (Arc<dyn Metadata>, TempDir) {
+    fn memory_subject() -> Subject {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let meta =
+            SqliteMetadata::open_in_memory(Arc::new(clock.clone()), Arc::new(RandomIds)).expect("open in memory");
+        Subject::new(Arc::new(meta)).with_clock(clock)
+    }
+
+    fn file_subject() -> Subject {
         let dir = TempDir::new();
-        let meta = open_file(&dir.db()).expect("open file");
-        (Arc::new(meta), dir)
+        let clock = ManualClock::new(42);
+        let meta = SqliteMetadata::open(&dir.db(), Arc::new(clock.clone()), Arc::new(RandomIds)).expect("open file");
+        Subject::new(Arc::new(meta)).with_clock(clock).with_guard(dir)
     }
 
     mod conformance_in_memory {
-        crate::metadata_conformance_tests!(async { super::memory() });
+        crate::metadata_conformance_tests!(async { super::memory_subject() });
     }
 
     mod conformance_file {
-        crate::metadata_conformance_tests!(async { super::file() });
+        crate::metadata_conformance_tests!(async { super::file_subject() });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn run_all_in_memory() {
-        conformance::run_all(|| async { memory() }).await;
+        conformance::run_all(|| async { memory_subject() }).await;
     }
 
     fn tn(s: &str) -> TopicName {
@@ -1027,6 +1376,7 @@ mod tests {
                 byte_offset: 10,
                 byte_len: 20,
                 max_timestamp_ms: ts,
+                producers: Vec::new(),
             }],
         }
     }
@@ -1061,12 +1411,16 @@ mod tests {
                 .await
                 .expect("commit");
             let group = GroupName::new("g").expect("group");
-            let offsets = [GroupOffset {
-                topic: tn("orders"),
-                partition: 1,
-                offset: 2,
-            }];
-            meta.commit_group_offsets(&group, &offsets).await.expect("group");
+            let commit = GroupCommit {
+                generation: None,
+                reset: false,
+                offsets: vec![GroupOffset {
+                    topic: tn("orders"),
+                    partition: 1,
+                    offset: 2,
+                }],
+            };
+            meta.commit_group_offsets(&group, &commit).await.expect("group");
             (t, group)
         };
 
@@ -1088,7 +1442,7 @@ mod tests {
             Some("s2".to_owned())
         );
         assert_eq!(
-            meta.group_offsets(&group).await.expect("group"),
+            meta.group_offsets(&group).await.expect("group").offsets,
             vec![GroupOffset {
                 topic: tn("orders"),
                 partition: 1,

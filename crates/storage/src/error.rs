@@ -27,6 +27,27 @@ pub enum StorageError {
         /// Bytes received.
         actual: u64,
     },
+    /// One attempt took longer than its timeout.
+    #[error("object store request timed out op={op} key={key} after={after:?}")]
+    Timeout {
+        /// Operation that timed out.
+        op: &'static str,
+        /// Object key.
+        key: String,
+        /// The per-attempt timeout.
+        after: std::time::Duration,
+    },
+    /// The store refused the request for a reason retrying cannot fix.
+    #[error("object store refused op={op} key={key}: {source}")]
+    Permanent {
+        /// Operation that failed.
+        op: &'static str,
+        /// Object key.
+        key: String,
+        /// Underlying error.
+        #[source]
+        source: object_store::Error,
+    },
     /// The store failed or is unreachable; retrying later may succeed.
     #[error("object store unavailable op={op} key={key}: {source}")]
     Unavailable {
@@ -41,9 +62,31 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether repeating the request may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Truncated { .. } | Self::Timeout { .. } | Self::Unavailable { .. } => true,
+            Self::InvalidUrl { .. } | Self::NotFound(_) | Self::Conflict(_) | Self::Permanent { .. } => false,
+        }
+    }
+
     pub(crate) fn from_store(op: &'static str, key: &str, source: object_store::Error) -> Self {
+        use object_store::Error as E;
         match source {
-            object_store::Error::NotFound { .. } => Self::NotFound(key.to_owned()),
+            E::NotFound { .. } => Self::NotFound(key.to_owned()),
+            source @ (E::AlreadyExists { .. }
+            | E::Precondition { .. }
+            | E::NotModified { .. }
+            | E::NotSupported { .. }
+            | E::NotImplemented { .. }
+            | E::InvalidPath { .. }
+            | E::PermissionDenied { .. }
+            | E::Unauthenticated { .. }
+            | E::UnknownConfigurationKey { .. }) => Self::Permanent {
+                op,
+                key: key.to_owned(),
+                source,
+            },
             source => Self::Unavailable {
                 op,
                 key: key.to_owned(),

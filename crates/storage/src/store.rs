@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::{debug, warn};
 
-use crate::{Result, StorageError};
+use crate::{Result, RetryPolicy, StorageError, StorageMetrics};
 
 /// How to reach the object store.
 #[derive(Debug, Clone)]
@@ -85,16 +85,35 @@ pub fn build_object_store(config: &ObjectStoreConfig) -> Result<Arc<dyn ObjectSt
     Err(invalid("expected file:///path, memory:// or s3://bucket/prefix".into()))
 }
 
-/// Segment-level operations on an object store.
+/// Segment-level operations on an object store, each retried by policy and
+/// counted in metrics.
 #[derive(Debug, Clone)]
 pub struct SegmentStore {
     store: Arc<dyn ObjectStore>,
+    retry: RetryPolicy,
+    metrics: StorageMetrics,
 }
 
 impl SegmentStore {
-    /// Wraps a store built by [`build_object_store`] (or a test store).
+    /// Wraps a store built by [`build_object_store`] (or a test store) with the default retry policy.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            retry: RetryPolicy::default(),
+            metrics: StorageMetrics::default(),
+        }
+    }
+
+    /// Uses `retry` for every operation.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Counts requests and bytes into `metrics`.
+    pub fn with_metrics(mut self, metrics: StorageMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The underlying store, for layers that need it directly.
@@ -109,76 +128,124 @@ impl SegmentStore {
     /// lost: that counts as success.
     pub async fn put_new(&self, key: &Path, bytes: Bytes) -> Result<()> {
         let len = bytes.len() as u64;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self.store.put_opts(key, PutPayload::from_bytes(bytes), opts).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let meta = self
-                    .store
-                    .head(key)
-                    .await
-                    .map_err(|e| StorageError::from_store("head", key.as_ref(), e))?;
-                if meta.size == len {
-                    debug!(key = %key, "put found its own earlier write");
-                    Ok(())
-                } else {
-                    warn!(key = %key, size = meta.size, expected = len, "object key collision");
-                    Err(StorageError::Conflict(key.to_string()))
+        let result = self
+            .retry
+            .run("put", key.as_ref(), || {
+                let bytes = bytes.clone();
+                async move {
+                    let opts = PutOptions {
+                        mode: PutMode::Create,
+                        ..Default::default()
+                    };
+                    let outcome = self.store.put_opts(key, PutPayload::from_bytes(bytes), opts).await;
+                    self.metrics.request("put", outcome.is_ok());
+                    match outcome {
+                        Ok(_) => Ok(()),
+                        Err(object_store::Error::AlreadyExists { .. }) => {
+                            let meta = self
+                                .store
+                                .head(key)
+                                .await
+                                .map_err(|e| StorageError::from_store("head", key.as_ref(), e))?;
+                            if meta.size == len {
+                                debug!(key = %key, "put found its own earlier write");
+                                Ok(())
+                            } else {
+                                warn!(key = %key, size = meta.size, expected = len, "object key collision");
+                                Err(StorageError::Conflict(key.to_string()))
+                            }
+                        }
+                        Err(e) => Err(StorageError::from_store("put", key.as_ref(), e)),
+                    }
                 }
-            }
-            Err(e) => Err(StorageError::from_store("put", key.as_ref(), e)),
+            })
+            .await;
+        if result.is_ok() {
+            self.metrics.bytes_written(len);
         }
+        result
     }
 
     /// Reads a whole object.
     pub async fn get(&self, key: &Path) -> Result<Bytes> {
-        let result = self
-            .store
-            .get(key)
+        self.retry
+            .run("get", key.as_ref(), || async move {
+                let result = self.store.get(key).await;
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.metrics
+                            .request("get", matches!(e, object_store::Error::NotFound { .. }));
+                        return Err(StorageError::from_store("get", key.as_ref(), e));
+                    }
+                };
+                let expected = result.meta.size;
+                let bytes = result.bytes().await;
+                self.metrics.request("get", bytes.is_ok());
+                let bytes = bytes.map_err(|e| StorageError::from_store("get", key.as_ref(), e))?;
+                self.metrics.bytes_read(bytes.len() as u64);
+                if bytes.len() as u64 != expected {
+                    return Err(StorageError::Truncated {
+                        key: key.to_string(),
+                        expected,
+                        actual: bytes.len() as u64,
+                    });
+                }
+                Ok(bytes)
+            })
             .await
-            .map_err(|e| StorageError::from_store("get", key.as_ref(), e))?;
-        let expected = result.meta.size;
-        let bytes = result
-            .bytes()
-            .await
-            .map_err(|e| StorageError::from_store("get", key.as_ref(), e))?;
-        if bytes.len() as u64 != expected {
-            return Err(StorageError::Truncated {
-                key: key.to_string(),
-                expected,
-                actual: bytes.len() as u64,
-            });
-        }
-        Ok(bytes)
     }
 
     /// Reads a byte range of an object.
     pub async fn get_range(&self, key: &Path, range: Range<u64>) -> Result<Bytes> {
         let expected = range.end.saturating_sub(range.start);
-        let bytes = self
-            .store
-            .get_range(key, range)
+        self.retry
+            .run("get_range", key.as_ref(), || {
+                let range = range.clone();
+                async move {
+                    let bytes = self.store.get_range(key, range).await;
+                    self.metrics.request("get_range", bytes.is_ok());
+                    let bytes = bytes.map_err(|e| StorageError::from_store("get_range", key.as_ref(), e))?;
+                    self.metrics.bytes_read(bytes.len() as u64);
+                    if bytes.len() as u64 != expected {
+                        return Err(StorageError::Truncated {
+                            key: key.to_string(),
+                            expected,
+                            actual: bytes.len() as u64,
+                        });
+                    }
+                    Ok(bytes)
+                }
+            })
             .await
-            .map_err(|e| StorageError::from_store("get_range", key.as_ref(), e))?;
-        if bytes.len() as u64 != expected {
-            return Err(StorageError::Truncated {
-                key: key.to_string(),
-                expected,
-                actual: bytes.len() as u64,
-            });
-        }
-        Ok(bytes)
     }
 
-    /// Checks that the store answers; used by readiness probes.
+    /// Deletes an object; deleting a missing object succeeds.
+    pub async fn delete(&self, key: &Path) -> Result<()> {
+        self.retry
+            .run("delete", key.as_ref(), || async move {
+                let result = self.store.delete(key).await;
+                self.metrics.request("delete", result.is_ok());
+                match result {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(StorageError::from_store("delete", key.as_ref(), e)),
+                }
+            })
+            .await
+    }
+
+    /// Checks that the store answers; used by readiness probes (one attempt, short timeout).
     pub async fn probe(&self) -> Result<()> {
         let key = Path::from("_silt/probe");
-        match self.store.head(&key).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StorageError::from_store("head", key.as_ref(), e)),
+        let probe = tokio::time::timeout(Duration::from_secs(5), self.store.head(&key));
+        match probe.await {
+            Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. })) => Ok(()),
+            Ok(Err(e)) => Err(StorageError::from_store("head", key.as_ref(), e)),
+            Err(_) => Err(StorageError::Timeout {
+                op: "head",
+                key: key.to_string(),
+                after: Duration::from_secs(5),
+            }),
         }
     }
 }

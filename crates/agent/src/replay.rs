@@ -1,0 +1,202 @@
+//! The replay path: reads far behind the high watermark stream chunk byte
+//! ranges straight from object storage, through their own concurrency and
+//! bandwidth budget, with read-ahead into a small buffer of their own — and
+//! never into the tail cache, so a replay of any size cannot evict what live
+//! consumers read or take the object-store capacity producers need.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use silt_meta::ChunkLocation;
+use silt_storage::StorageError;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::Shared;
+
+/// Concurrency and bandwidth allowance of all replay reads of one agent.
+#[derive(Debug)]
+pub(crate) struct ReplayBudget {
+    permits: Semaphore,
+    bucket: Option<Mutex<Bucket>>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    available: f64,
+    last: Instant,
+}
+
+impl ReplayBudget {
+    pub(crate) fn new(concurrency: usize, bytes_per_sec: u64) -> Self {
+        Self {
+            permits: Semaphore::new(concurrency.max(1)),
+            bucket: (bytes_per_sec > 0).then(|| {
+                Mutex::new(Bucket {
+                    rate: bytes_per_sec as f64,
+                    available: bytes_per_sec as f64,
+                    last: Instant::now(),
+                })
+            }),
+        }
+    }
+
+    /// Waits until `bytes` fit the bandwidth budget (bursts up to one second's worth).
+    async fn throttle(&self, bytes: u64) {
+        let Some(bucket) = &self.bucket else { return };
+        loop {
+            let wait = {
+                let mut b = bucket.lock().expect("replay bucket lock poisoned");
+                let now = Instant::now();
+                b.available = (b.available + now.duration_since(b.last).as_secs_f64() * b.rate).min(b.rate);
+                b.last = now;
+                let want = (bytes as f64).min(b.rate);
+                if b.available >= want {
+                    b.available -= bytes as f64;
+                    return;
+                }
+                Duration::from_secs_f64((want - b.available) / b.rate)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn fetch(&self, shared: &Shared, loc: &ChunkLocation) -> Result<Bytes, StorageError> {
+        let _permit = self.permits.acquire().await.expect("replay semaphore never closes");
+        self.throttle(loc.byte_len).await;
+        shared
+            .store
+            .get_range(
+                &Path::from(loc.object_key.as_str()),
+                loc.byte_offset..loc.byte_offset + loc.byte_len,
+            )
+            .await
+    }
+}
+
+/// Chunks fetched ahead of the reader; bounded in bytes, each used once.
+#[derive(Debug)]
+pub(crate) struct ReadAhead {
+    capacity: usize,
+    inner: Mutex<ReadAheadInner>,
+}
+
+#[derive(Debug, Default)]
+struct ReadAheadInner {
+    bytes: usize,
+    order: VecDeque<ChunkKey>,
+    chunks: HashMap<ChunkKey, Bytes>,
+    pending: HashSet<ChunkKey>,
+}
+
+type ChunkKey = (String, u64);
+
+fn chunk_key(loc: &ChunkLocation) -> ChunkKey {
+    (loc.object_key.clone(), loc.byte_offset)
+}
+
+impl ReadAhead {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
+    fn take(&self, loc: &ChunkLocation) -> Option<Bytes> {
+        let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
+        let key = chunk_key(loc);
+        let bytes = inner.chunks.remove(&key)?;
+        inner.bytes -= bytes.len();
+        inner.order.retain(|k| *k != key);
+        Some(bytes)
+    }
+
+    /// Claims a chunk for prefetching; false if it is buffered or already coming.
+    fn claim(&self, loc: &ChunkLocation) -> bool {
+        let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
+        let key = chunk_key(loc);
+        if inner.chunks.contains_key(&key) || inner.bytes + loc.byte_len as usize > self.capacity {
+            return false;
+        }
+        inner.pending.insert(key)
+    }
+
+    fn put(&self, loc: &ChunkLocation, bytes: Option<Bytes>) {
+        let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
+        let key = chunk_key(loc);
+        inner.pending.remove(&key);
+        let Some(bytes) = bytes else { return };
+        inner.bytes += bytes.len();
+        inner.order.push_back(key.clone());
+        inner.chunks.insert(key, bytes);
+        while inner.bytes > self.capacity {
+            let Some(old) = inner.order.pop_front() else { break };
+            if let Some(b) = inner.chunks.remove(&old) {
+                inner.bytes -= b.len();
+            }
+        }
+    }
+}
+
+/// The bytes of one chunk for a replay read: the tail cache if the object
+/// happens to be there (no admission otherwise), then read-ahead, then a
+/// ranged GET through the replay budget.
+pub(crate) async fn chunk_bytes(shared: &Arc<Shared>, loc: &ChunkLocation, fresh: bool) -> Result<Bytes, StorageError> {
+    if !fresh {
+        if let Some(object) = shared.cache.peek(&loc.object_key) {
+            shared.metrics.chunk_read("cache");
+            let start = loc.byte_offset as usize;
+            let end = start.saturating_add(loc.byte_len as usize);
+            if end <= object.len() {
+                return Ok(object.slice(start..end));
+            }
+        }
+        if let Some(bytes) = shared.readahead.take(loc) {
+            shared.metrics.chunk_read("readahead");
+            return Ok(bytes);
+        }
+    }
+    shared.metrics.chunk_read("replay");
+    let bytes = shared.replay.fetch(shared, loc).await?;
+    shared.metrics.replay_bytes(bytes.len() as u64);
+    Ok(bytes)
+}
+
+/// Fetches the chunks after `after` (up to `count`) into the read-ahead
+/// buffer in the background, so the reader's next request finds them there.
+pub(crate) fn prefetch(shared: &Arc<Shared>, after: &ChunkLocation, high_watermark: u64, count: usize) {
+    if count == 0 {
+        return;
+    }
+    let shared = shared.clone();
+    let (topic, partition, mut next) = (after.topic, after.partition, after.last_offset + 1);
+    tokio::spawn(async move {
+        for _ in 0..count {
+            if next >= high_watermark || shared.stopping.is_cancelled() {
+                return;
+            }
+            let loc = match crate::read::locate(&shared, topic, partition, next).await {
+                Ok(Some(loc)) => loc,
+                _ => return,
+            };
+            next = loc.last_offset + 1;
+            if shared.cache.peek(&loc.object_key).is_some() || !shared.readahead.claim(&loc) {
+                continue;
+            }
+            let fetched = shared.replay.fetch(&shared, &loc).await;
+            if let Err(e) = &fetched {
+                debug!(key = %loc.object_key, error = %e, "read-ahead fetch failed; the reader will fetch itself");
+            }
+            if let Ok(bytes) = &fetched {
+                shared.metrics.replay_bytes(bytes.len() as u64);
+            }
+            shared.readahead.put(&loc, fetched.ok());
+        }
+    });
+}
