@@ -4,6 +4,7 @@ mod api;
 mod concurrency;
 mod durability;
 mod faults;
+mod fleet;
 mod limits;
 mod replay;
 mod streaming;

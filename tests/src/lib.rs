@@ -67,16 +67,18 @@ pub fn silt_binary() -> PathBuf {
     .clone()
 }
 
-/// A running `silt serve` process.
+/// A running `silt` process (any role).
 #[derive(Debug)]
 pub struct Silt {
     child: Option<Child>,
     /// Address of its HTTP API.
     pub addr: SocketAddr,
-    /// Its data directory.
+    /// Its data directory (serve) or a scratch directory (other roles).
     pub data_dir: PathBuf,
-    /// Extra flags it was started with (reused by `restart`).
+    /// Subcommand and flags it was started with (reused by `restart`).
     pub args: Vec<String>,
+    /// Extra environment it was started with.
+    pub env: Vec<(String, String)>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -84,17 +86,22 @@ impl Silt {
     /// Starts `silt serve --data-dir DIR --listen 127.0.0.1:0` plus `args`
     /// and waits until it is listening and ready.
     pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        Self::spawn(data_dir.to_path_buf(), args).await
+        let mut full = vec!["serve".to_owned(), "--data-dir".to_owned(), data_dir.display().to_string()];
+        full.extend(args.iter().map(|s| (*s).to_owned()));
+        Self::spawn(data_dir.to_path_buf(), full, Vec::new(), "127.0.0.1:0").await
     }
 
-    async fn spawn(data_dir: PathBuf, args: Vec<String>) -> Self {
+    /// Starts `silt <args...>` with `env` on `listen` (e.g. `127.0.0.1:0`)
+    /// and waits until it is listening and ready.
+    pub async fn start_role(dir: &Path, args: Vec<String>, env: Vec<(String, String)>, listen: &str) -> Self {
+        Self::spawn(dir.to_path_buf(), args, env, listen).await
+    }
+
+    async fn spawn(data_dir: PathBuf, args: Vec<String>, env: Vec<(String, String)>, listen: &str) -> Self {
         let mut child = Command::new(silt_binary())
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(&args)
+            .args(["--listen", listen, "--log-format", "json"])
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -124,17 +131,13 @@ impl Silt {
         let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60)))
             .await
             .expect("join")
-            .unwrap_or_else(|_| {
-                panic!(
-                    "silt did not start; logs:\n{}",
-                    logs.lock().expect("log lock").join("\n")
-                )
-            });
+            .unwrap_or_else(|_| panic!("silt did not start; logs:\n{}", logs.lock().expect("log lock").join("\n")));
         let silt = Self {
             child: Some(child),
             addr,
             data_dir,
             args,
+            env,
             logs,
         };
         silt.wait_ready().await;
@@ -251,10 +254,16 @@ impl Silt {
         .expect("join")
     }
 
-    /// Starts a new process on the same data directory with the same flags.
+    /// Starts a new process with the same flags, on the same address
+    /// (so peers that know it find it again).
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the old process first");
-        let new = Self::spawn(self.data_dir.clone(), self.args.clone()).await;
+        let listen = if self.args.first().is_some_and(|a| a == "serve") {
+            "127.0.0.1:0".to_owned()
+        } else {
+            self.addr.to_string()
+        };
+        let new = Self::spawn(self.data_dir.clone(), self.args.clone(), self.env.clone(), &listen).await;
         *self = new;
     }
 }

@@ -15,7 +15,7 @@ use crate::config::LogFormat;
 
 /// Silt: a serverless event log whose source of truth is object storage.
 #[derive(Debug, Parser)]
-#[command(name = "silt", version, about, long_about = None)]
+#[command(name = "silt", version, about = "Silt: a serverless event log whose source of truth is object storage", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +31,8 @@ enum Command {
     Agent(Box<config::NodeArgs>),
     /// Run the metadata service (sequencer and catalog) on SQLite or PostgreSQL.
     Meta(Box<config::MetaArgs>),
+    #[command(flatten)]
+    Client(silt_client::ClientCommand),
 }
 
 /// Why a role could not run.
@@ -102,13 +104,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(args) => node::run(node::Role::Serve, *args).await,
-            Command::Agent(args) => node::run(node::Role::Agent, *args).await,
-            Command::Meta(args) => meta::run(*args).await,
-        }
-    });
+    let result = match cli.command {
+        // The client commands report their own errors and exit codes.
+        Command::Client(cmd) => return runtime.block_on(silt_client::run(cmd)),
+        Command::Serve(args) => runtime.block_on(node::run(node::Role::Serve, *args)),
+        Command::Agent(args) => runtime.block_on(node::run(node::Role::Agent, *args)),
+        Command::Meta(args) => runtime.block_on(meta::run(*args)),
+    };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
