@@ -6,5 +6,6 @@ mod durability;
 mod faults;
 mod fleet;
 mod limits;
+mod ops;
 mod replay;
 mod streaming;

@@ -101,7 +101,19 @@ impl Silt {
         Self::spawn(dir.to_path_buf(), args, env, listen).await
     }
 
+    /// Like [`Silt::start_role`] but returns as soon as the process listens,
+    /// without waiting for readiness.
+    pub async fn start_role_unready(dir: &Path, args: Vec<String>, env: Vec<(String, String)>, listen: &str) -> Self {
+        Self::spawn_process(dir.to_path_buf(), args, env, listen).await
+    }
+
     async fn spawn(data_dir: PathBuf, args: Vec<String>, env: Vec<(String, String)>, listen: &str) -> Self {
+        let silt = Self::spawn_process(data_dir, args, env, listen).await;
+        silt.wait_ready().await;
+        silt
+    }
+
+    async fn spawn_process(data_dir: PathBuf, args: Vec<String>, env: Vec<(String, String)>, listen: &str) -> Self {
         let mut child = Command::new(silt_binary())
             .args(&args)
             .args(["--listen", listen, "--log-format", "json"])
@@ -141,16 +153,31 @@ impl Silt {
                     logs.lock().expect("log lock").join("\n")
                 )
             });
-        let silt = Self {
+        Self {
             child: Some(child),
             addr,
             data_dir,
             args,
             env,
             logs,
-        };
-        silt.wait_ready().await;
-        silt
+        }
+    }
+
+    /// Polls `/readyz` until its status is `status`, failing after 30 s.
+    pub async fn wait_ready_status(&self, status: u16) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = match client.get(self.url("/readyz")).send().await {
+                Ok(r) => r.status().as_u16(),
+                Err(_) => 0,
+            };
+            if got == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "/readyz stuck at {got}, wanted {status}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until `/readyz` answers 200.

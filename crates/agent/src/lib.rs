@@ -495,7 +495,16 @@ impl Agent {
         if self.shared.stopping.is_cancelled() {
             return Err(AgentError::ShuttingDown);
         }
-        self.shared.meta.list_topics().await?;
+        // Readiness must answer fast: a metadata service that does not answer
+        // within the probe timeout counts as unreachable (the remote client
+        // would otherwise keep retrying).
+        const PROBE: Duration = Duration::from_secs(2);
+        match tokio::time::timeout(PROBE, self.shared.meta.list_agents()).await {
+            Ok(result) => {
+                result?;
+            }
+            Err(_) => return Err(AgentError::MetaUnavailable(format!("no answer within {PROBE:?}"))),
+        }
         self.shared.store.probe().await?;
         Ok(())
     }
