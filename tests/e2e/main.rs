@@ -6,6 +6,7 @@ mod durability;
 mod faults;
 mod fleet;
 mod limits;
+mod metrics;
 mod ops;
 mod replay;
 mod streaming;

@@ -28,7 +28,7 @@ use std::time::Duration;
 pub use config::AgentConfig;
 pub use error::AgentError;
 pub use hwm::HwmWatch;
-pub use metrics::AgentMetrics;
+pub use metrics::{AgentMetrics, Prices};
 pub use read::{ReadRequest, ReadResult};
 
 use silt_cache::SegmentCache;
@@ -114,6 +114,7 @@ pub(crate) struct Shared {
     topics: topics::TopicCache,
     locations: locations::LocationCache,
     inflight: read::InFlight,
+    topic_names: metrics::TopicLabels,
     replay: replay::ReplayBudget,
     readahead: replay::ReadAhead,
     round_robin: AtomicU64,
@@ -158,6 +159,7 @@ impl Agent {
             stopping: CancellationToken::new(),
             hwm: HwmWatch::default(),
             inflight: read::InFlight::default(),
+            topic_names: metrics::TopicLabels::default(),
             round_robin: AtomicU64::new(0),
         });
         let pipeline = write::start_pipeline(&shared);
@@ -185,8 +187,17 @@ impl Agent {
         &self.shared.stopping
     }
 
+
     /// Produces records to a topic and returns their offsets in request order,
     /// once they are durable in the object store and committed.
+    ///
+    /// Traced as one `produce` span (topic, records, and the segment that
+    /// carried them); that segment's `upload` and `commit` spans name the same id.
+    #[tracing::instrument(
+        name = "produce",
+        skip_all,
+        fields(topic = %topic, records = records.len(), segment = tracing::field::Empty)
+    )]
     pub async fn produce(
         &self,
         topic: &TopicName,
@@ -201,6 +212,7 @@ impl Agent {
             return Err(AgentError::Invalid("records must not be empty".into()));
         }
         let info = shared.topics.get(shared.meta.as_ref(), topic).await?;
+        shared.topic_names.learn(info.id, topic.as_str());
         let now = shared.clock.now_ms();
 
         // Assign partitions, then group records per partition in request order.
@@ -310,11 +322,16 @@ impl Agent {
         let admitted_bytes = shared.metrics.admitted(weight);
         let rx = write::append(shared, batches, (permit, admitted_bytes))?;
         let bases = match rx.await {
-            Ok(Ok(bases)) => bases,
+            Ok(Ok((bases, segment))) => {
+                tracing::Span::current().record("segment", tracing::field::display(segment));
+                bases
+            }
             Ok(Err(e)) => return Err(clone_error(&e)),
             Err(_) => return Err(AgentError::Internal("write pipeline dropped the request".into())),
         };
-        shared.metrics.produced(record_count, weight as u64, admitted.elapsed());
+        shared
+            .metrics
+            .produced(topic.as_str(), record_count, weight as u64, admitted.elapsed());
         Ok(assigned
             .into_iter()
             .map(|(group, index)| ProducedOffset {
@@ -325,9 +342,11 @@ impl Agent {
     }
 
     /// Reads records of one partition, long-polling at the high watermark.
+    #[tracing::instrument(name = "read", skip_all, fields(topic = %topic, partition = req.partition, offset = req.offset))]
     pub async fn read(&self, topic: &TopicName, req: ReadRequest) -> Result<ReadResult, AgentError> {
         let shared = &self.shared;
         let info = shared.topics.get(shared.meta.as_ref(), topic).await?;
+        shared.topic_names.learn(info.id, topic.as_str());
         if req.partition >= info.partitions {
             return Err(AgentError::UnknownPartition {
                 topic: topic.to_string(),
@@ -387,7 +406,9 @@ impl Agent {
     ) -> Result<ReadResult, AgentError> {
         let (records, next_offset) = read::collect(&self.shared, info.id, req, state.high_watermark).await?;
         let bytes: usize = records.iter().map(read::record_size).sum();
-        self.shared.metrics.consumed(records.len() as u64, bytes as u64);
+        self.shared
+            .metrics
+            .consumed(info.name.as_str(), records.len() as u64, bytes as u64);
         Ok(ReadResult {
             records,
             next_offset,
@@ -467,7 +488,30 @@ impl Agent {
 
     /// Stores a consumer group's offsets (fenced by generation, never backwards without reset).
     pub async fn commit_group_offsets(&self, group: &GroupName, commit: &GroupCommit) -> Result<(), AgentError> {
-        Ok(self.shared.meta.commit_group_offsets(group, commit).await?)
+        self.shared.meta.commit_group_offsets(group, commit).await?;
+        // Lag at commit time, per topic: high watermark minus committed offset.
+        let mut topics: Vec<&TopicName> = commit.offsets.iter().map(|o| &o.topic).collect();
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            let Ok(info) = self.shared.topics.get(self.shared.meta.as_ref(), topic).await else {
+                continue;
+            };
+            let Ok(states) = self.shared.meta.partition_states(info.id).await else {
+                continue;
+            };
+            let lag: u64 = commit
+                .offsets
+                .iter()
+                .filter(|o| &o.topic == topic)
+                .filter_map(|o| {
+                    let hwm = states.iter().find(|s| s.partition == o.partition)?.high_watermark;
+                    Some(hwm.saturating_sub(o.offset))
+                })
+                .sum();
+            self.shared.metrics.group_lag(group.as_str(), topic.as_str(), lag);
+        }
+        Ok(())
     }
 
     /// A consumer group's generation and offsets.

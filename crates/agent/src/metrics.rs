@@ -1,5 +1,8 @@
 //! The agent's Prometheus metrics.
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -9,7 +12,75 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use silt_meta::{ChunkOutcome, SegmentCommit};
+use silt_types::TopicId;
+
 use crate::write::SealReason;
+
+/// Distinct topic (or group × topic) label values before the rest are
+/// folded into `_other`: label cardinality stays bounded with 20k topics.
+const MAX_LABELS: usize = 500;
+
+/// Prices of object-store use, for the per-topic cost estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prices {
+    /// Dollars per 1,000 PUT requests.
+    pub put_per_1000: f64,
+    /// Dollars per 1,000 GET requests.
+    pub get_per_1000: f64,
+    /// Dollars per GB stored for a month.
+    pub gb_month: f64,
+}
+
+impl Default for Prices {
+    /// S3 Standard list prices (us-east-1).
+    fn default() -> Self {
+        Self {
+            put_per_1000: 0.005,
+            get_per_1000: 0.0004,
+            gb_month: 0.023,
+        }
+    }
+}
+
+/// Topic names as metric label values, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct TopicLabels {
+    names: Mutex<HashMap<TopicId, Arc<str>>>,
+}
+
+impl TopicLabels {
+    /// Remembers a topic's name for labels (first `MAX_LABELS` topics only).
+    pub(crate) fn learn(&self, id: TopicId, name: &str) {
+        let mut names = self.names.lock().expect("topic labels lock poisoned");
+        if names.len() < MAX_LABELS && !names.contains_key(&id) {
+            names.insert(id, Arc::from(name));
+        }
+    }
+
+    /// The label value of a topic.
+    pub(crate) fn label(&self, id: TopicId) -> String {
+        let names = self.names.lock().expect("topic labels lock poisoned");
+        names.get(&id).map_or_else(|| "_other".to_owned(), |n| n.to_string())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CostLabels {
+    topic: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    group: String,
+    topic: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
@@ -29,10 +100,16 @@ struct OutcomeLabel {
 /// Counters and histograms of the write and read paths.
 #[derive(Debug, Clone)]
 pub struct AgentMetrics {
-    records_produced: Counter,
-    bytes_produced: Counter,
-    records_consumed: Counter,
-    bytes_consumed: Counter,
+    records_produced: Family<TopicLabel, Counter>,
+    bytes_produced: Family<TopicLabel, Counter>,
+    records_consumed: Family<TopicLabel, Counter>,
+    bytes_consumed: Family<TopicLabel, Counter>,
+    cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    stored_bytes: Family<TopicLabel, Gauge>,
+    storage_cost: Family<TopicLabel, Gauge<f64, AtomicU64>>,
+    group_lag: Family<LagLabels, Gauge>,
+    lag_series: Arc<std::sync::atomic::AtomicUsize>,
+    prices: Prices,
     admission_rejections: Counter,
     segments_sealed: Family<ReasonLabel, Counter>,
     segment_bytes: Histogram,
@@ -68,13 +145,19 @@ impl Drop for WaitingRead {
 
 impl AgentMetrics {
     /// Creates the metrics and registers them under `silt_`.
-    pub fn new(registry: &mut Registry) -> Self {
+    pub fn new(registry: &mut Registry, prices: Prices) -> Self {
         let latency = || Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let m = Self {
-            records_produced: Counter::default(),
-            bytes_produced: Counter::default(),
-            records_consumed: Counter::default(),
-            bytes_consumed: Counter::default(),
+            records_produced: Family::default(),
+            bytes_produced: Family::default(),
+            records_consumed: Family::default(),
+            bytes_consumed: Family::default(),
+            cost: Family::default(),
+            stored_bytes: Family::default(),
+            storage_cost: Family::default(),
+            group_lag: Family::default(),
+            lag_series: Arc::default(),
+            prices,
             admission_rejections: Counter::default(),
             segments_sealed: Family::default(),
             segment_bytes: Histogram::new(exponential_buckets(1024.0, 4.0, 10)),
@@ -90,6 +173,26 @@ impl AgentMetrics {
             replay_bytes: Counter::default(),
         };
         let r = registry;
+        r.register(
+            "silt_object_store_cost_dollars",
+            "Estimated object-store request cost by topic and kind (put, get), at the configured prices",
+            m.cost.clone(),
+        );
+        r.register(
+            "silt_topic_stored_bytes",
+            "Segment bytes this agent committed, by topic (before compaction and retention)",
+            m.stored_bytes.clone(),
+        );
+        r.register(
+            "silt_topic_storage_cost_dollars_per_month",
+            "Estimated monthly storage cost of the bytes in silt_topic_stored_bytes",
+            m.storage_cost.clone(),
+        );
+        r.register(
+            "silt_consumer_group_lag_records",
+            "High watermark minus committed offset, summed over a topic's partitions, at the group's last commit",
+            m.group_lag.clone(),
+        );
         r.register(
             "silt_produced_records",
             "Records acknowledged to producers",
@@ -170,15 +273,72 @@ impl AgentMetrics {
         m
     }
 
-    pub(crate) fn produced(&self, records: u64, bytes: u64, ack: Duration) {
-        self.records_produced.inc_by(records);
-        self.bytes_produced.inc_by(bytes);
+    pub(crate) fn produced(&self, topic: &str, records: u64, bytes: u64, ack: Duration) {
+        let label = TopicLabel { topic: topic.to_owned() };
+        self.records_produced.get_or_create(&label).inc_by(records);
+        self.bytes_produced.get_or_create(&label).inc_by(bytes);
         self.ack_seconds.observe(ack.as_secs_f64());
     }
 
-    pub(crate) fn consumed(&self, records: u64, bytes: u64) {
-        self.records_consumed.inc_by(records);
-        self.bytes_consumed.inc_by(bytes);
+    pub(crate) fn consumed(&self, topic: &str, records: u64, bytes: u64) {
+        let label = TopicLabel { topic: topic.to_owned() };
+        self.records_consumed.get_or_create(&label).inc_by(records);
+        self.bytes_consumed.get_or_create(&label).inc_by(bytes);
+    }
+
+    /// Attributes a committed segment's PUT to its topics by byte share and
+    /// counts their stored bytes.
+    pub(crate) fn segment_committed(
+        &self,
+        labels: &TopicLabels,
+        commit: &SegmentCommit,
+        outcomes: &[ChunkOutcome],
+    ) {
+        let put = self.prices.put_per_1000 / 1000.0;
+        // The whole PUT is shared out by chunk bytes (framing overhead included pro rata).
+        let total: u64 = commit.chunks.iter().map(|c| c.byte_len).sum();
+        for (chunk, outcome) in commit.chunks.iter().zip(outcomes) {
+            if !matches!(outcome, ChunkOutcome::Committed { .. }) {
+                continue;
+            }
+            let topic = labels.label(chunk.topic);
+            let share = chunk.byte_len as f64 / total.max(1) as f64;
+            self.cost
+                .get_or_create(&CostLabels {
+                    topic: topic.clone(),
+                    kind: "put",
+                })
+                .inc_by(put * share);
+            let label = TopicLabel { topic };
+            let stored = self.stored_bytes.get_or_create(&label);
+            stored.inc_by(i64::try_from(chunk.byte_len).unwrap_or(i64::MAX));
+            self.storage_cost
+                .get_or_create(&label)
+                .set(stored.get() as f64 / 1e9 * self.prices.gb_month);
+        }
+    }
+
+    /// Attributes one object-store GET to a topic.
+    pub(crate) fn object_get(&self, topic: &str) {
+        self.cost
+            .get_or_create(&CostLabels {
+                topic: topic.to_owned(),
+                kind: "get",
+            })
+            .inc_by(self.prices.get_per_1000 / 1000.0);
+    }
+
+    /// Records a group's lag on one topic.
+    pub(crate) fn group_lag(&self, group: &str, topic: &str, lag: u64) {
+        let labels = LagLabels {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+        };
+        // Bounded: group × topic pairs beyond the cap are not tracked.
+        let known = self.group_lag.get(&labels).is_some();
+        if known || self.lag_series.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_LABELS {
+            self.group_lag.get_or_create(&labels).set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
     }
 
     pub(crate) fn rejected(&self) {

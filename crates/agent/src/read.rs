@@ -61,7 +61,7 @@ impl std::fmt::Debug for InFlight {
 
 /// Returns the whole object, from the cache or (once per object, however many
 /// readers ask at the same time) from the object store, then caches it.
-async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentError> {
+async fn object_bytes(shared: &Arc<Shared>, key: &str, topic: silt_types::TopicId) -> Result<Bytes, AgentError> {
     if let Some(bytes) = shared.cache.get(key).await {
         shared.metrics.chunk_read("cache");
         return Ok(bytes);
@@ -76,6 +76,7 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str) -> Result<Bytes, AgentErr
                 let key = key.to_owned();
                 async move {
                     let result = shared.store.get(&Path::from(key.as_str())).await;
+                    shared.metrics.object_get(&shared.topic_names.label(topic));
                     if let Ok(bytes) = &result {
                         // Cache before leaving the in-flight map, so no reader misses both.
                         shared.cache.insert(&key, bytes.clone());
@@ -120,7 +121,7 @@ pub(crate) async fn read_chunk(
     for attempt in 0..2 {
         let chunk = match path {
             ReadPath::Tail => {
-                let object = object_bytes(shared, &loc.object_key).await?;
+                let object = object_bytes(shared, &loc.object_key, loc.topic).await?;
                 slice_chunk(&object, loc)
             }
             ReadPath::Replay => match crate::replay::chunk_bytes(shared, loc, attempt > 0).await {

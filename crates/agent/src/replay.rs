@@ -163,6 +163,7 @@ pub(crate) async fn chunk_bytes(shared: &Arc<Shared>, loc: &ChunkLocation, fresh
         }
     }
     shared.metrics.chunk_read("replay");
+    shared.metrics.object_get(&shared.topic_names.label(loc.topic));
     let bytes = shared.replay.fetch(shared, loc).await?;
     shared.metrics.replay_bytes(bytes.len() as u64);
     Ok(bytes)
@@ -189,6 +190,7 @@ pub(crate) fn prefetch(shared: &Arc<Shared>, after: &ChunkLocation, high_waterma
             if shared.cache.peek(&loc.object_key).is_some() || !shared.readahead.claim(&loc) {
                 continue;
             }
+            shared.metrics.object_get(&shared.topic_names.label(loc.topic));
             let fetched = shared.replay.fetch(&shared, &loc).await;
             if let Err(e) = &fetched {
                 debug!(key = %loc.object_key, error = %e, "read-ahead fetch failed; the reader will fetch itself");

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use silt_meta::{ChunkCommit, ChunkOutcome, MetaError, ProducerAppend, ProducerCheck, SegmentCommit};
 use silt_segment::SegmentWriter;
-use silt_types::{Offset, PartitionId, TopicId};
+use silt_types::{Offset, PartitionId, SegmentId, TopicId};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -45,7 +45,7 @@ impl SealReason {
 }
 
 /// The answer a produce waits for: offset of each of its batches' first record.
-pub(crate) type AckResult = Result<Vec<Offset>, Arc<AgentError>>;
+pub(crate) type AckResult = Result<(Vec<Offset>, SegmentId), Arc<AgentError>>;
 
 /// One produce request waiting in a segment.
 struct Waiter {
@@ -79,6 +79,7 @@ pub(crate) struct OpenSegment {
 /// A sealed segment on its way to the store.
 pub(crate) struct Sealed {
     seq: u64,
+    id: SegmentId,
     reason: SealReason,
     parts: BTreeMap<(TopicId, PartitionId), PartitionBuf>,
     bytes: usize,
@@ -103,7 +104,7 @@ pub(crate) struct Pipeline {
 }
 
 impl OpenSegment {
-    fn take(&mut self, reason: SealReason) -> Option<Sealed> {
+    fn take(&mut self, reason: SealReason, id: SegmentId) -> Option<Sealed> {
         if self.parts.is_empty() {
             return None;
         }
@@ -113,6 +114,7 @@ impl OpenSegment {
         let bytes = std::mem::take(&mut self.bytes);
         Some(Sealed {
             seq,
+            id,
             reason,
             parts: std::mem::take(&mut self.parts),
             bytes,
@@ -167,7 +169,7 @@ pub(crate) fn append(
             shared.flush_wakeup.notify_one();
         }
         if open.bytes >= shared.config.segment_max_bytes || chunk_records_full(open) {
-            open.take(SealReason::Size)
+            open.take(SealReason::Size, shared.ids.segment_id())
         } else {
             None
         }
@@ -194,7 +196,7 @@ fn send_sealed(shared: &Shared, sealed: Sealed) {
 
 /// Seals the open segment now (if it has anything); used by the timer and shutdown.
 pub(crate) fn seal_now(shared: &Shared, reason: SealReason) {
-    let sealed = shared.open.lock().expect("open segment lock poisoned").take(reason);
+    let sealed = shared.open.lock().expect("open segment lock poisoned").take(reason, shared.ids.segment_id());
     if let Some(sealed) = sealed {
         send_sealed(shared, sealed);
     }
@@ -205,7 +207,7 @@ pub(crate) fn close_and_seal(shared: &Shared) {
     let sealed = {
         let mut open = shared.open.lock().expect("open segment lock poisoned");
         open.closed = true;
-        open.take(SealReason::Shutdown)
+        open.take(SealReason::Shutdown, shared.ids.segment_id())
     };
     if let Some(sealed) = sealed {
         send_sealed(shared, sealed);
@@ -263,8 +265,10 @@ pub(crate) fn start_pipeline(shared: &Arc<Shared>) -> Pipeline {
                     sealed.parts.iter().map(|(k, p)| (*k, p.batches.clone())).collect();
                 let task_shared = shared.clone();
                 let seq = sealed.seq;
+                let id = sealed.id;
                 let handle = tokio::spawn(
-                    async move { upload(&task_shared, parts).await }.instrument(info_span!("upload", seq)),
+                    async move { upload(&task_shared, parts, id).await }
+                        .instrument(info_span!("upload", seq, segment = %id)),
                 );
                 // Bounded: at most `max_uploads_in_flight` uploads wait for the committer.
                 if upload_tx.send((sealed, handle)).await.is_err() {
@@ -283,9 +287,9 @@ pub(crate) fn start_pipeline(shared: &Arc<Shared>) -> Pipeline {
                     Ok(result) => result,
                     Err(e) => Err(AgentError::Internal(format!("upload task failed: {e}"))),
                 };
-                let seq = sealed.seq;
+                let (seq, id) = (sealed.seq, sealed.id);
                 commit_and_ack(&shared, sealed, uploaded)
-                    .instrument(info_span!("commit", seq))
+                    .instrument(info_span!("commit", seq, segment = %id))
                     .await;
             }
         })
@@ -305,7 +309,11 @@ pub(crate) struct Uploaded {
     upload_time: Duration,
 }
 
-async fn upload(shared: &Shared, parts: Vec<((TopicId, PartitionId), Vec<Bytes>)>) -> Result<Uploaded, AgentError> {
+async fn upload(
+    shared: &Shared,
+    parts: Vec<((TopicId, PartitionId), Vec<Bytes>)>,
+    id: SegmentId,
+) -> Result<Uploaded, AgentError> {
     let mut writer = SegmentWriter::new();
     for ((topic, partition), batches) in &parts {
         writer
@@ -313,7 +321,6 @@ async fn upload(shared: &Shared, parts: Vec<((TopicId, PartitionId), Vec<Bytes>)
             .map_err(|e| AgentError::Internal(format!("segment encode failed: {e}")))?;
     }
     let (bytes, chunks) = writer.finish();
-    let id = shared.ids.segment_id();
     let key = shared.layout.segment_key(id);
     let size = bytes.len() as u64;
     // Stage in the local cache first: tail readers find it there.
@@ -380,6 +387,7 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
         }
     };
     shared.metrics.committed(started.elapsed());
+    shared.metrics.segment_committed(&shared.topic_names, &commit, &outcomes);
     debug!(key = %uploaded.key, chunks = outcomes.len(), upload_ms = uploaded.upload_time.as_millis() as u64, "segment committed");
 
     let mut results: HashMap<(TopicId, PartitionId), ChunkResult> = HashMap::with_capacity(outcomes.len());
@@ -437,7 +445,8 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
                     "id={topic} (deleted while producing)"
                 )))),
             })
-            .collect::<Result<Vec<_>, _>>();
+            .collect::<Result<Vec<_>, _>>()
+            .map(|offsets| (offsets, sealed.id));
         let _ = waiter.tx.send(answer);
     }
 }

@@ -6,14 +6,19 @@
 //! May depend on `silt-types`, `bytes` and `foyer`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use foyer::{
     BlockEngineConfig, DeviceBuilder, FsDeviceBuilder, HybridCache, HybridCacheBuilder, HybridCachePolicy,
     PsyncIoEngineConfig, RecoverMode,
 };
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
 /// Sizes and place of the cache.
@@ -44,13 +49,45 @@ impl CacheConfig {
 /// Hit and miss counts, by tier, for metrics.
 #[derive(Debug, Default)]
 pub struct CacheStats {
-    /// Lookups answered from the cache.
-    pub hits: AtomicU64,
+    /// Lookups answered from the memory tier.
+    pub memory_hits: AtomicU64,
+    /// Lookups answered from the disk tier.
+    pub disk_hits: AtomicU64,
     /// Lookups the cache could not answer.
     pub misses: AtomicU64,
     /// Lookups that failed inside the cache and were treated as misses.
     pub errors: AtomicU64,
 }
+
+impl CacheStats {
+    /// All hits, either tier.
+    pub fn hits(&self) -> u64 {
+        self.memory_hits.load(Ordering::Relaxed) + self.disk_hits.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    tier: &'static str,
+    result: &'static str,
+}
+
+/// Registers `silt_cache_lookups_total{tier, result}` and
+/// `silt_cache_bytes{tier}` for `cache` in `registry`.
+pub fn register_metrics(cache: &SegmentCache, registry: &mut Registry) {
+    let lookups = Family::<LookupLabels, Counter>::default();
+    registry.register("silt_cache_lookups", "Segment cache lookups by tier and result", lookups.clone());
+    let usage = Family::<TierLabel, Gauge>::default();
+    registry.register("silt_cache_bytes", "Bytes held by each cache tier", usage.clone());
+    *cache.exported.lock().expect("cache metrics lock poisoned") = Some((lookups, usage));
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: &'static str,
+}
+
+type Exported = Option<(Family<LookupLabels, Counter>, Family<TierLabel, Gauge>)>;
 
 /// Cache of whole segment objects (or other immutable objects) by key.
 #[derive(Debug, Clone)]
@@ -58,6 +95,7 @@ pub struct SegmentCache {
     inner: HybridCache<String, Bytes>,
     stats: Arc<CacheStats>,
     hybrid: bool,
+    exported: Arc<Mutex<Exported>>,
 }
 
 impl SegmentCache {
@@ -75,6 +113,7 @@ impl SegmentCache {
                         inner,
                         stats: Arc::default(),
                         hybrid: true,
+                        exported: Arc::default(),
                     };
                 }
                 Err(e) => warn!(dir = %dir.display(), error = %e, "cache disk tier unavailable, using memory only"),
@@ -89,6 +128,7 @@ impl SegmentCache {
             inner,
             stats: Arc::default(),
             hybrid: false,
+            exported: Arc::default(),
         }
     }
 
@@ -136,20 +176,33 @@ impl SegmentCache {
 
     /// The object's bytes if cached. A failing disk tier reads as a miss.
     pub async fn get(&self, key: &str) -> Option<Bytes> {
+        if let Some(entry) = self.inner.memory().get(key) {
+            self.count(&self.stats.memory_hits, "memory", "hit");
+            return Some(entry.value().clone());
+        }
         match self.inner.get(key).await {
             Ok(Some(entry)) => {
-                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                self.count(&self.stats.disk_hits, "disk", "hit");
                 Some(entry.value().clone())
             }
             Ok(None) => {
-                self.stats.misses.fetch_add(1, Ordering::Relaxed);
+                self.count(&self.stats.misses, "all", "miss");
                 None
             }
             Err(e) => {
-                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                self.count(&self.stats.errors, "disk", "error");
                 warn!(key, error = %e, "cache read failed, treating as miss");
                 None
             }
+        }
+    }
+
+    fn count(&self, stat: &AtomicU64, tier: &'static str, result: &'static str) {
+        stat.fetch_add(1, Ordering::Relaxed);
+        if let Some((lookups, usage)) = self.exported.lock().expect("cache metrics lock poisoned").as_ref() {
+            lookups.get_or_create(&LookupLabels { tier, result }).inc();
+            let memory = i64::try_from(self.inner.memory().usage()).unwrap_or(i64::MAX);
+            usage.get_or_create(&TierLabel { tier: "memory" }).set(memory);
         }
     }
 
@@ -186,7 +239,7 @@ mod tests {
         assert_eq!(cache.get("a").await, Some(Bytes::from_static(b"abc")));
         cache.remove("a");
         assert_eq!(cache.get("a").await, None);
-        assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.stats().hits(), 1);
         assert_eq!(cache.stats().misses.load(Ordering::Relaxed), 2);
     }
 

@@ -124,6 +124,12 @@ settings! { NodeArgs, NodeFile, NodeSettings, "`silt serve` and `silt agent`";
     replay_bytes_per_sec: u64 = 0, env = "SILT_REPLAY_BYTES_PER_SEC";
     /// Chunks a replay fetches ahead of its reader [default: 4].
     readahead_chunks: usize = 4, env = "SILT_READAHEAD_CHUNKS";
+    /// Price of 1,000 object-store PUTs in dollars, for the per-topic cost estimate [default: 0.005].
+    price_put_per_1000: f64 = 0.005, env = "SILT_PRICE_PUT_PER_1000";
+    /// Price of 1,000 object-store GETs in dollars [default: 0.0004].
+    price_get_per_1000: f64 = 0.0004, env = "SILT_PRICE_GET_PER_1000";
+    /// Price of storing 1 GB for a month in dollars [default: 0.023].
+    price_gb_month: f64 = 0.023, env = "SILT_PRICE_GB_MONTH";
     /// TESTING ONLY: inject object-store faults, e.g. "slowdown=0.1,put_lost=0.05,seed=7" [default: none].
     inject_faults: String = String::new(), env = "SILT_INJECT_FAULTS";
     /// Log format: text or json [default: text].

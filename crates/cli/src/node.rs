@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use silt_agent::{Agent, AgentConfig, AgentMetrics, AgentParts};
+use silt_agent::{Agent, AgentConfig, AgentMetrics, AgentParts, Prices};
 use silt_cache::{CacheConfig, SegmentCache};
 use silt_http::{ApiLimits, AppState, HttpMetrics, ServerConfig};
 use silt_meta::{AgentRegistration, Metadata, SqliteMetadata};
@@ -104,7 +104,15 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
     .await;
 
     let mut registry = prometheus_client::registry::Registry::default();
-    let agent_metrics = AgentMetrics::new(&mut registry);
+    let agent_metrics = AgentMetrics::new(
+        &mut registry,
+        Prices {
+            put_per_1000: s.price_put_per_1000,
+            get_per_1000: s.price_get_per_1000,
+            gb_month: s.price_gb_month,
+        },
+    );
+    silt_cache::register_metrics(&cache, &mut registry);
     let storage_metrics = StorageMetrics::new(&mut registry);
     let http_metrics = HttpMetrics::new(&mut registry);
     let agent = Agent::start(
