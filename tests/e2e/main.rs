@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `silt` binary, real HTTP, real signals.
 
 mod api;
+mod cache_faults;
 mod concurrency;
 mod durability;
 mod faults;

@@ -63,10 +63,14 @@ async fn settings_come_from_env_and_config_file_env_winning() {
     let dir = TempDir::new("env");
     let port = require!(silt_testkit::free_port());
     let config = dir.path().join("silt.toml");
-    std::fs::write(&config, "max_record_bytes = 50\nflush_interval_ms = 5\nmax_read_records = 2\n").expect("config");
+    std::fs::write(
+        &config,
+        "max_record_bytes = 50\nflush_interval_ms = 5\nmax_read_records = 2\n",
+    )
+    .expect("config");
     let data = dir.path().join("data");
     // Only environment variables and the file: no flags at all.
-    let mut child = std::process::Command::new(silt_binary())
+    let child = std::process::Command::new(silt_binary())
         .arg("serve")
         .env("SILT_CONFIG", &config)
         .env("SILT_DATA_DIR", &data)
@@ -84,23 +88,49 @@ async fn settings_come_from_env_and_config_file_env_winning() {
     }
     client.create_topic("e", 1).await;
     // The environment (100) beat the file (50).
-    let ok = client.produce("e", json!({"records": [{"value": "v".repeat(80)}]})).await.expect("produce");
+    let ok = client
+        .produce("e", json!({"records": [{"value": "v".repeat(80)}]}))
+        .await
+        .expect("produce");
     assert_eq!(ok.status, 200, "{:?}", ok.body);
-    let too_big = client.produce("e", json!({"records": [{"value": "v".repeat(120)}]})).await.expect("produce");
+    let too_big = client
+        .produce("e", json!({"records": [{"value": "v".repeat(120)}]}))
+        .await
+        .expect("produce");
     assert_eq!(too_big.status, 413);
     // The file's cap on records per read applies.
     let more: Vec<_> = (0..5).map(|i| json!({"value": format!("{i}")})).collect();
-    assert_eq!(client.produce("e", json!({"records": more})).await.expect("produce").status, 200);
+    assert_eq!(
+        client
+            .produce("e", json!({"records": more}))
+            .await
+            .expect("produce")
+            .status,
+        200
+    );
     let r = client.read("e", 0, "offset=0&max_records=100").await.expect("read");
     assert_eq!(r.body["records"].as_array().map(Vec::len), Some(2));
 
     // SIGTERM: exits 0 promptly, and every log line was JSON.
     let started = Instant::now();
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("wait");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
     assert!(output.status.success(), "exit {:?}", output.status);
-    assert!(started.elapsed() < Duration::from_secs(10), "shutdown took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.lines().count() > 3);
     for line in logs.lines() {

@@ -187,7 +187,6 @@ impl Agent {
         &self.shared.stopping
     }
 
-
     /// Produces records to a topic and returns their offsets in request order,
     /// once they are durable in the object store and committed.
     ///

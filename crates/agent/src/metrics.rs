@@ -274,26 +274,25 @@ impl AgentMetrics {
     }
 
     pub(crate) fn produced(&self, topic: &str, records: u64, bytes: u64, ack: Duration) {
-        let label = TopicLabel { topic: topic.to_owned() };
+        let label = TopicLabel {
+            topic: topic.to_owned(),
+        };
         self.records_produced.get_or_create(&label).inc_by(records);
         self.bytes_produced.get_or_create(&label).inc_by(bytes);
         self.ack_seconds.observe(ack.as_secs_f64());
     }
 
     pub(crate) fn consumed(&self, topic: &str, records: u64, bytes: u64) {
-        let label = TopicLabel { topic: topic.to_owned() };
+        let label = TopicLabel {
+            topic: topic.to_owned(),
+        };
         self.records_consumed.get_or_create(&label).inc_by(records);
         self.bytes_consumed.get_or_create(&label).inc_by(bytes);
     }
 
     /// Attributes a committed segment's PUT to its topics by byte share and
     /// counts their stored bytes.
-    pub(crate) fn segment_committed(
-        &self,
-        labels: &TopicLabels,
-        commit: &SegmentCommit,
-        outcomes: &[ChunkOutcome],
-    ) {
+    pub(crate) fn segment_committed(&self, labels: &TopicLabels, commit: &SegmentCommit, outcomes: &[ChunkOutcome]) {
         let put = self.prices.put_per_1000 / 1000.0;
         // The whole PUT is shared out by chunk bytes (framing overhead included pro rata).
         let total: u64 = commit.chunks.iter().map(|c| c.byte_len).sum();
@@ -337,7 +336,9 @@ impl AgentMetrics {
         // Bounded: group × topic pairs beyond the cap are not tracked.
         let known = self.group_lag.get(&labels).is_some();
         if known || self.lag_series.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < MAX_LABELS {
-            self.group_lag.get_or_create(&labels).set(i64::try_from(lag).unwrap_or(i64::MAX));
+            self.group_lag
+                .get_or_create(&labels)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
         }
     }
 

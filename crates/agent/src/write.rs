@@ -196,7 +196,11 @@ fn send_sealed(shared: &Shared, sealed: Sealed) {
 
 /// Seals the open segment now (if it has anything); used by the timer and shutdown.
 pub(crate) fn seal_now(shared: &Shared, reason: SealReason) {
-    let sealed = shared.open.lock().expect("open segment lock poisoned").take(reason, shared.ids.segment_id());
+    let sealed = shared
+        .open
+        .lock()
+        .expect("open segment lock poisoned")
+        .take(reason, shared.ids.segment_id());
     if let Some(sealed) = sealed {
         send_sealed(shared, sealed);
     }
@@ -387,7 +391,9 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
         }
     };
     shared.metrics.committed(started.elapsed());
-    shared.metrics.segment_committed(&shared.topic_names, &commit, &outcomes);
+    shared
+        .metrics
+        .segment_committed(&shared.topic_names, &commit, &outcomes);
     debug!(key = %uploaded.key, chunks = outcomes.len(), upload_ms = uploaded.upload_time.as_millis() as u64, "segment committed");
 
     let mut results: HashMap<(TopicId, PartitionId), ChunkResult> = HashMap::with_capacity(outcomes.len());

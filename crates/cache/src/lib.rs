@@ -76,7 +76,11 @@ struct LookupLabels {
 /// `silt_cache_bytes{tier}` for `cache` in `registry`.
 pub fn register_metrics(cache: &SegmentCache, registry: &mut Registry) {
     let lookups = Family::<LookupLabels, Counter>::default();
-    registry.register("silt_cache_lookups", "Segment cache lookups by tier and result", lookups.clone());
+    registry.register(
+        "silt_cache_lookups",
+        "Segment cache lookups by tier and result",
+        lookups.clone(),
+    );
     let usage = Family::<TierLabel, Gauge>::default();
     registry.register("silt_cache_bytes", "Bytes held by each cache tier", usage.clone());
     *cache.exported.lock().expect("cache metrics lock poisoned") = Some((lookups, usage));
