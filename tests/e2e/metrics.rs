@@ -99,4 +99,21 @@ async fn metrics_parse_and_move_with_traffic() {
         "silt_http_request_seconds_count{method=\"POST\",route=\"/v1/topics/{topic}/records\",status=\"200\"}";
     assert_eq!(get(&after, produce_route), 1.0);
     assert_eq!(get(&after, "silt_admission_rejections_total"), 0.0);
+
+    // Every metric the Grafana dashboard queries exists.
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/silt-dashboard.json"))
+        .expect("dashboard json");
+    let series: Vec<&String> = after.keys().collect();
+    let mut rest = dashboard.as_str();
+    while let Some(start) = rest.find("silt_") {
+        let name: String = rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[start + name.len()..];
+        if name == "silt_overview" {
+            continue;
+        }
+        assert!(series.iter().any(|s| s.starts_with(&name)), "dashboard queries missing metric {name}");
+    }
 }
