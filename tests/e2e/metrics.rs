@@ -101,8 +101,11 @@ async fn metrics_parse_and_move_with_traffic() {
     assert_eq!(get(&after, "silt_admission_rejections_total"), 0.0);
 
     // Every metric the Grafana dashboard queries exists.
-    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/silt-dashboard.json"))
-        .expect("dashboard json");
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/silt-dashboard.json"
+    ))
+    .expect("dashboard json");
     let series: Vec<&String> = after.keys().collect();
     let mut rest = dashboard.as_str();
     while let Some(start) = rest.find("silt_") {
@@ -114,6 +117,9 @@ async fn metrics_parse_and_move_with_traffic() {
         if name == "silt_overview" {
             continue;
         }
-        assert!(series.iter().any(|s| s.starts_with(&name)), "dashboard queries missing metric {name}");
+        assert!(
+            series.iter().any(|s| s.starts_with(&name)),
+            "dashboard queries missing metric {name}"
+        );
     }
 }
