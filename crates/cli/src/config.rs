@@ -136,6 +136,8 @@ settings! { NodeArgs, NodeFile, NodeSettings, "`silt serve` and `silt agent`";
     log_format: LogFormat = LogFormat::Text, env = "SILT_LOG_FORMAT";
     /// Log filter in tracing's EnvFilter syntax [default: info].
     log_level: String = "info".to_owned(), env = "SILT_LOG_LEVEL";
+    /// OTLP/HTTP endpoint to export trace spans to, e.g. http://otel-collector:4318/v1/traces (needs a build with `--features otlp`) [default: none].
+    otlp_endpoint: String = String::new(), env = "SILT_OTLP_ENDPOINT";
 }
 
 settings! { MetaArgs, MetaFile, MetaSettings, "`silt meta`";
@@ -149,6 +151,8 @@ settings! { MetaArgs, MetaFile, MetaSettings, "`silt meta`";
     log_format: LogFormat = LogFormat::Text, env = "SILT_LOG_FORMAT";
     /// Log filter in tracing's EnvFilter syntax [default: info].
     log_level: String = "info".to_owned(), env = "SILT_LOG_LEVEL";
+    /// OTLP/HTTP endpoint to export trace spans to, e.g. http://otel-collector:4318/v1/traces (needs a build with `--features otlp`) [default: none].
+    otlp_endpoint: String = String::new(), env = "SILT_OTLP_ENDPOINT";
 }
 
 fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {

@@ -55,18 +55,85 @@ pub(crate) fn startup(component: &'static str) -> impl FnOnce(String) -> CliErro
     move |reason| CliError::Startup { component, reason }
 }
 
-/// Installs the global tracing subscriber.
-pub(crate) fn init_tracing(format: LogFormat, filter: &str) -> Result<(), CliError> {
+/// Installs the global tracing subscriber: text or JSON lines on stderr, plus
+/// OTLP span export when `otlp_endpoint` is set (needs the `otlp` feature).
+pub(crate) fn init_tracing(format: LogFormat, filter: &str, otlp_endpoint: &str) -> Result<(), CliError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| CliError::Config(format!("log_level: {e}")))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let (text, json) = match format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(text).with(json);
+    let result = if otlp_endpoint.is_empty() {
+        registry.try_init()
+    } else {
+        registry.with(otlp::layer(otlp_endpoint)?).try_init()
     };
     result.map_err(|e| CliError::Config(format!("cannot install logger: {e}")))
+}
+
+#[cfg(feature = "otlp")]
+mod otlp {
+    //! OTLP/HTTP span export, compiled in with `--features otlp`.
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+
+    use crate::CliError;
+
+    /// A tracing layer exporting spans to the OTLP/HTTP collector at `endpoint`.
+    pub(crate) fn layer<S>(endpoint: &str) -> Result<impl tracing_subscriber::Layer<S>, CliError>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .build()
+            .map_err(|e| CliError::Config(format!("otlp_endpoint: {e}")))?;
+        let resource = opentelemetry_sdk::Resource::builder().with_service_name("silt").build();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
+        let tracer = provider.tracer("silt");
+        opentelemetry::global::set_tracer_provider(provider);
+        Ok(tracing_opentelemetry::layer().with_tracer(tracer))
+    }
+}
+
+#[cfg(not(feature = "otlp"))]
+mod otlp {
+    //! Builds without the `otlp` feature refuse an OTLP endpoint clearly.
+
+    use crate::CliError;
+
+    /// Always an error: this build cannot export OTLP.
+    pub(crate) fn layer(_endpoint: &str) -> Result<tracing_subscriber::layer::Identity, CliError> {
+        Err(CliError::Config(
+            "otlp_endpoint is set but this silt was built without OTLP support; rebuild with `cargo build --features otlp`"
+                .into(),
+        ))
+    }
 }
 
 /// Cancels `shutdown` on SIGTERM or Ctrl-C.

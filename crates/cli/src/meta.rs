@@ -16,7 +16,7 @@ use crate::{CliError, init_tracing, startup, wait_for_signal};
 /// Runs the metadata service until SIGTERM or Ctrl-C.
 pub async fn run(args: MetaArgs) -> Result<(), CliError> {
     let s = args.resolve().map_err(CliError::Config)?;
-    init_tracing(s.log_format, &s.log_level)?;
+    init_tracing(s.log_format, &s.log_level, &s.otlp_endpoint)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGen> = Arc::new(RandomIds);
     let backend: Arc<dyn Metadata> = if let Some(path) = s.database.strip_prefix("sqlite://") {

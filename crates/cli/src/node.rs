@@ -34,7 +34,7 @@ const AGENT_LEASE: Duration = Duration::from_secs(15);
 /// Runs the node until SIGTERM or Ctrl-C, then drains and exits.
 pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
     let s = args.resolve().map_err(CliError::Config)?;
-    init_tracing(s.log_format, &s.log_level)?;
+    init_tracing(s.log_format, &s.log_level, &s.otlp_endpoint)?;
     let compression = s.compression.parse().map_err(|_| {
         CliError::Config(format!(
             "compression must be none, lz4 or zstd compression={}",
