@@ -101,7 +101,10 @@ async fn fleet_assigns_contiguous_offsets_and_wakes_consumers_on_other_agents() 
     fleet.agents[2].wait_metric("silt_reads_waiting", |v| v >= 1.0).await;
     let r = fleet
         .client(0)
-        .produce("fleet", json!({"records": [{"value": "hello from agent 0", "partition": 0}]}))
+        .produce(
+            "fleet",
+            json!({"records": [{"value": "hello from agent 0", "partition": 0}]}),
+        )
         .await
         .expect("produce");
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -116,29 +119,47 @@ async fn fleet_assigns_contiguous_offsets_and_wakes_consumers_on_other_agents() 
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for r in 0..15usize {
-                let records: Vec<_> =
-                    (0..5).map(|i| json!({"value": format!("p{p}-{r}-{i}"), "partition": (r + i) % 4})).collect();
+                let records: Vec<_> = (0..5)
+                    .map(|i| json!({"value": format!("p{p}-{r}-{i}"), "partition": (r + i) % 4}))
+                    .collect();
                 let reply = c.produce("fleet", json!({"records": records})).await.expect("produce");
                 assert_eq!(reply.status, 200, "{:?}", reply.body);
                 for (i, o) in reply.body["offsets"].as_array().expect("offsets").iter().enumerate() {
-                    acked.push((o["partition"].as_u64().expect("p"), o["offset"].as_u64().expect("o"), format!("p{p}-{r}-{i}")));
+                    acked.push((
+                        o["partition"].as_u64().expect("p"),
+                        o["offset"].as_u64().expect("o"),
+                        format!("p{p}-{r}-{i}"),
+                    ));
                 }
             }
             acked
         }));
     }
     let mut by_partition: BTreeMap<u64, BTreeMap<u64, String>> = BTreeMap::new();
-    by_partition.entry(0).or_default().insert(0, "hello from agent 0".into());
+    by_partition
+        .entry(0)
+        .or_default()
+        .insert(0, "hello from agent 0".into());
     for t in tasks {
         for (p, o, v) in t.await.expect("producer") {
-            assert!(by_partition.entry(p).or_default().insert(o, v).is_none(), "offset {p}/{o} given twice");
+            assert!(
+                by_partition.entry(p).or_default().insert(o, v).is_none(),
+                "offset {p}/{o} given twice"
+            );
         }
     }
     for (p, offsets) in &by_partition {
         let n = offsets.len() as u64;
-        assert_eq!(offsets.keys().copied().collect::<Vec<_>>(), (0..n).collect::<Vec<_>>(), "partition {p} has gaps");
+        assert_eq!(
+            offsets.keys().copied().collect::<Vec<_>>(),
+            (0..n).collect::<Vec<_>>(),
+            "partition {p} has gaps"
+        );
         let read = fleet.client(1).read_all("fleet", *p as u32, "utf8").await;
-        let values: Vec<_> = read.iter().map(|r| r["value"].as_str().expect("value").to_owned()).collect();
+        let values: Vec<_> = read
+            .iter()
+            .map(|r| r["value"].as_str().expect("value").to_owned())
+            .collect();
         assert_eq!(values, offsets.values().cloned().collect::<Vec<_>>(), "partition {p}");
     }
 }
@@ -174,34 +195,89 @@ async fn idempotent_retry_through_another_agent_after_a_crash_does_not_duplicate
     let retry = send(&fleet.agents[1], 0, 0, batch.clone()).await.expect("retry");
     assert_eq!(retry.status(), 200);
     let retry: serde_json::Value = retry.json().await.expect("json");
-    assert_eq!(retry["offsets"], first["offsets"], "a retry returns the original offsets");
-    let values: Vec<_> = b.read_all("idem", 1, "utf8").await.iter().map(|r| r["value"].clone()).collect();
+    assert_eq!(
+        retry["offsets"], first["offsets"],
+        "a retry returns the original offsets"
+    );
+    let values: Vec<_> = b
+        .read_all("idem", 1, "utf8")
+        .await
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
     assert_eq!(values, [json!("a"), json!("b"), json!("c")], "the retry wrote nothing");
 
     // The next sequence continues; a gap names the expected sequence.
-    let next = send(&fleet.agents[1], 0, 3, json!({"records": [{"value": "d", "partition": 1}]})).await.expect("next");
+    let next = send(
+        &fleet.agents[1],
+        0,
+        3,
+        json!({"records": [{"value": "d", "partition": 1}]}),
+    )
+    .await
+    .expect("next");
     assert_eq!(next.status(), 200);
-    let gap = send(&fleet.agents[1], 0, 9, json!({"records": [{"value": "x", "partition": 1}]})).await.expect("gap");
+    let gap = send(
+        &fleet.agents[1],
+        0,
+        9,
+        json!({"records": [{"value": "x", "partition": 1}]}),
+    )
+    .await
+    .expect("gap");
     assert_eq!(gap.status(), 409);
     let gap: serde_json::Value = gap.json().await.expect("json");
     assert_eq!(gap["error"]["code"], "out_of_order_sequence");
-    assert!(gap["error"]["message"].as_str().expect("message").contains("expected_sequence=4"), "{gap}");
+    assert!(
+        gap["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("expected_sequence=4"),
+        "{gap}"
+    );
 
     // A new epoch fences the old one.
-    let bumped = b.send("POST", "/v1/producers", Some(json!({"producer_id": pid}))).await.expect("bump");
+    let bumped = b
+        .send("POST", "/v1/producers", Some(json!({"producer_id": pid})))
+        .await
+        .expect("bump");
     assert_eq!(bumped.body["producer_epoch"], 1);
-    let fenced = send(&fleet.agents[1], 0, 4, json!({"records": [{"value": "y", "partition": 1}]})).await.expect("fenced");
+    let fenced = send(
+        &fleet.agents[1],
+        0,
+        4,
+        json!({"records": [{"value": "y", "partition": 1}]}),
+    )
+    .await
+    .expect("fenced");
     assert_eq!(fenced.status(), 409);
     let fenced: serde_json::Value = fenced.json().await.expect("json");
     assert_eq!(fenced["error"]["code"], "producer_fenced");
-    let fresh = send(&fleet.agents[1], 1, 0, json!({"records": [{"value": "e", "partition": 1}]})).await.expect("new epoch");
+    let fresh = send(
+        &fleet.agents[1],
+        1,
+        0,
+        json!({"records": [{"value": "e", "partition": 1}]}),
+    )
+    .await
+    .expect("new epoch");
     assert_eq!(fresh.status(), 200);
     // Idempotent requests name one partition.
-    let spread = send(&fleet.agents[1], 1, 1, json!({"records": [{"value": "1", "partition": 0}, {"value": "2", "partition": 1}]}))
-        .await
-        .expect("spread");
+    let spread = send(
+        &fleet.agents[1],
+        1,
+        1,
+        json!({"records": [{"value": "1", "partition": 0}, {"value": "2", "partition": 1}]}),
+    )
+    .await
+    .expect("spread");
     assert_eq!(spread.status(), 400);
-    let values: Vec<_> = b.read_all("idem", 1, "utf8").await.iter().map(|r| r["value"].clone()).collect();
+    let values: Vec<_> = b
+        .read_all("idem", 1, "utf8")
+        .await
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect();
     assert_eq!(values, [json!("a"), json!("b"), json!("c"), json!("d"), json!("e")]);
 }
 
@@ -226,12 +302,18 @@ async fn fleet_survives_agent_kill_and_metadata_and_postgres_restarts_under_load
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let c = &clients[(p + n) % clients.len()];
-                let records: Vec<_> = (0..4).map(|i| json!({"value": format!("p{p}-{n}-{i}"), "partition": (n + i) % 3})).collect();
+                let records: Vec<_> = (0..4)
+                    .map(|i| json!({"value": format!("p{p}-{n}-{i}"), "partition": (n + i) % 3}))
+                    .collect();
                 if let Ok(r) = c.produce("load", json!({"records": records})).await
                     && r.status == 200
                 {
                     for (i, o) in r.body["offsets"].as_array().expect("offsets").iter().enumerate() {
-                        acked.push((o["partition"].as_u64().expect("p"), o["offset"].as_u64().expect("o"), format!("p{p}-{n}-{i}")));
+                        acked.push((
+                            o["partition"].as_u64().expect("p"),
+                            o["offset"].as_u64().expect("o"),
+                            format!("p{p}-{n}-{i}"),
+                        ));
                     }
                     acked_count.fetch_add(4, Ordering::Relaxed);
                 } else {
@@ -276,7 +358,10 @@ async fn fleet_survives_agent_kill_and_metadata_and_postgres_restarts_under_load
     let mut acked: BTreeMap<(u64, u64), String> = BTreeMap::new();
     for p in producers {
         for (part, o, v) in p.await.expect("producer") {
-            assert!(acked.insert((part, o), v).is_none(), "offset {part}/{o} acknowledged twice");
+            assert!(
+                acked.insert((part, o), v).is_none(),
+                "offset {part}/{o} acknowledged twice"
+            );
         }
     }
     // Every acknowledged record is there, at its offset, once; read through a
@@ -288,10 +373,16 @@ async fn fleet_survives_agent_kill_and_metadata_and_postgres_restarts_under_load
         let mut seen = std::collections::HashSet::new();
         for (i, r) in records.iter().enumerate() {
             assert_eq!(r["offset"], i as u64);
-            assert!(seen.insert(r["value"].as_str().expect("value").to_owned()), "duplicate {}", r["value"]);
+            assert!(
+                seen.insert(r["value"].as_str().expect("value").to_owned()),
+                "duplicate {}",
+                r["value"]
+            );
         }
         for ((p, o), v) in acked.range((partition, 0)..(partition + 1, 0)) {
-            let got = records.get(*o as usize).unwrap_or_else(|| panic!("acknowledged {p}/{o} lost"));
+            let got = records
+                .get(*o as usize)
+                .unwrap_or_else(|| panic!("acknowledged {p}/{o} lost"));
             assert_eq!(got["value"].as_str(), Some(v.as_str()), "wrong record at {p}/{o}");
         }
     }

@@ -86,7 +86,11 @@ impl Silt {
     /// Starts `silt serve --data-dir DIR --listen 127.0.0.1:0` plus `args`
     /// and waits until it is listening and ready.
     pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let mut full = vec!["serve".to_owned(), "--data-dir".to_owned(), data_dir.display().to_string()];
+        let mut full = vec![
+            "serve".to_owned(),
+            "--data-dir".to_owned(),
+            data_dir.display().to_string(),
+        ];
         full.extend(args.iter().map(|s| (*s).to_owned()));
         Self::spawn(data_dir.to_path_buf(), full, Vec::new(), "127.0.0.1:0").await
     }
@@ -131,7 +135,12 @@ impl Silt {
         let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(60)))
             .await
             .expect("join")
-            .unwrap_or_else(|_| panic!("silt did not start; logs:\n{}", logs.lock().expect("log lock").join("\n")));
+            .unwrap_or_else(|_| {
+                panic!(
+                    "silt did not start; logs:\n{}",
+                    logs.lock().expect("log lock").join("\n")
+                )
+            });
         let silt = Self {
             child: Some(child),
             addr,
