@@ -540,8 +540,8 @@ mod tests {
             .map(|i| DecodedRecord {
                 offset: base + i as u64,
                 timestamp_ms: 1_700_000_000_000 + i as i64,
-                key: (i % 3 != 0).then(|| Bytes::from(format!("key-{i}"))),
-                value: (i % 7 != 0).then(|| Bytes::from(vec![(i % 256) as u8, 0, 255, 10])),
+                key: (!i.is_multiple_of(3)).then(|| Bytes::from(format!("key-{i}"))),
+                value: (!i.is_multiple_of(7)).then(|| Bytes::from(vec![(i % 256) as u8, 0, 255, 10])),
                 headers: match i % 4 {
                     0 => Vec::new(),
                     1 => vec![Header {

@@ -24,6 +24,8 @@
 
 pub mod l1;
 mod metrics;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -128,6 +130,8 @@ pub struct Written {
     pub size: u64,
     /// The encoded file.
     pub file: L1File,
+    /// When the run started reading its input.
+    pub started: tokio::time::Instant,
 }
 
 /// What one pass did.
@@ -381,6 +385,7 @@ impl Compactor {
 
     /// Reads the plan's chunks and writes one L1 object for them.
     pub async fn write_l1(&self, plan: Plan) -> Result<Written> {
+        let started = tokio::time::Instant::now();
         let records = self.read_plan(&plan).await?;
         let l1 = self.config.l1;
         let file = tokio::task::spawn_blocking(move || l1::encode(&records, l1))
@@ -407,11 +412,28 @@ impl Compactor {
             Err(e) => return Err(e.into()),
         }
         self.metrics.written(size);
-        Ok(Written { plan, key, size, file })
+        Ok(Written {
+            plan,
+            key,
+            size,
+            file,
+            started,
+        })
     }
 
     /// Swaps the index from the plan's chunks to the written L1 object.
+    ///
+    /// A run slower than half the GC grace period is abandoned instead: GC
+    /// might already have taken its file for an orphan (grace zero, for
+    /// tests that drive the steps themselves, disables the check).
     pub async fn swap(&self, written: &Written) -> Result<ReplaceOutcome> {
+        let grace = self.config.gc_grace;
+        if !grace.is_zero() && written.started.elapsed() >= grace / 2 {
+            self.metrics.conflict();
+            return Ok(ReplaceOutcome::Conflict {
+                reason: format!("run took longer than half the GC grace period ({grace:?})"),
+            });
+        }
         let replacement = ChunkReplacement {
             topic: written.plan.topic,
             partition: written.plan.partition,
@@ -530,7 +552,7 @@ impl Compactor {
         Ok(deleted)
     }
 
-    async fn delete_unreferenced(&self, keys: Vec<String>) -> Result<u64> {
+    pub(crate) async fn delete_unreferenced(&self, keys: Vec<String>) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
@@ -545,4 +567,3 @@ impl Compactor {
         Ok(n)
     }
 }
-
