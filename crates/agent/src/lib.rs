@@ -7,8 +7,12 @@
 //! read them from the cache or the object store, verify their CRC and
 //! long-poll at the high watermark (design §4).
 //!
-//! May depend on `silt-types`, `silt-segment`, `silt-storage`, `silt-cache`
-//! and `silt-meta`; never on HTTP.
+//! Reads span both tiers: L0 segment chunks and L1 Parquet row groups
+//! (decoded with `silt-compactor`'s L1 codec, footers cached, row groups
+//! fetched with ranged GETs).
+//!
+//! May depend on `silt-types`, `silt-segment`, `silt-storage`, `silt-cache`,
+//! `silt-meta` and `silt-compactor` (for the L1 format only); never on HTTP.
 
 mod config;
 mod error;
@@ -114,6 +118,7 @@ pub(crate) struct Shared {
     topics: topics::TopicCache,
     locations: locations::LocationCache,
     inflight: read::InFlight,
+    footers: read::FooterCache,
     replay: replay::ReplayBudget,
     readahead: replay::ReadAhead,
     round_robin: AtomicU64,
@@ -158,6 +163,7 @@ impl Agent {
             stopping: CancellationToken::new(),
             hwm: HwmWatch::default(),
             inflight: read::InFlight::default(),
+            footers: read::FooterCache::default(),
             round_robin: AtomicU64::new(0),
         });
         let pipeline = write::start_pipeline(&shared);
@@ -417,7 +423,7 @@ impl Agent {
             return Ok(state.high_watermark);
         };
         let view = read::read_chunk(shared, &loc, read::ReadPath::Tail).await?;
-        for record in view.records(loc.base_offset) {
+        for record in view.into_records(loc.base_offset) {
             let record = record.map_err(|e| AgentError::Corrupt(format!("key={} {e}", loc.object_key)))?;
             if record.offset >= state.log_start_offset && record.timestamp_ms >= timestamp_ms {
                 return Ok(record.offset);
