@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `silt` binary, real HTTP, real signals.
 
 mod api;
+mod compaction;
 mod concurrency;
 mod durability;
 mod faults;

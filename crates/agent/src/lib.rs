@@ -459,6 +459,20 @@ impl Agent {
         Ok(())
     }
 
+    /// Changes a topic's settings: fields set in `patch` replace the stored
+    /// ones, absent fields stay (`-1` removes a retention limit).
+    pub async fn update_topic_config(&self, name: &TopicName, patch: TopicConfig) -> Result<TopicInfo, AgentError> {
+        let current = self.shared.meta.topic(name).await?;
+        let config = TopicConfig {
+            retention_ms: patch.retention_ms.or(current.config.retention_ms),
+            retention_bytes: patch.retention_bytes.or(current.config.retention_bytes),
+        };
+        let info = self.shared.meta.update_topic_config(name, config).await?;
+        self.shared.topics.invalidate(name);
+        info!(topic = %name, config = ?info.config, "topic config changed");
+        Ok(info)
+    }
+
     /// A topic and the state of its partitions.
     pub async fn describe_topic(&self, name: &TopicName) -> Result<(TopicInfo, Vec<PartitionState>), AgentError> {
         let info = self.shared.meta.topic(name).await?;

@@ -468,7 +468,9 @@ impl Compactor {
     /// rest still hold at least `retention_bytes`. Returns the new log start
     /// if it moved.
     pub async fn apply_retention(&self, topic: &TopicInfo, partition: PartitionId) -> Result<Option<Offset>> {
-        let (ms, max_bytes) = (topic.config.retention_ms, topic.config.retention_bytes);
+        // Zero or negative (Kafka's -1) means no limit.
+        let ms = topic.config.retention_ms.filter(|v| *v > 0);
+        let max_bytes = topic.config.retention_bytes.filter(|v| *v > 0);
         if ms.is_none() && max_bytes.is_none() {
             return Ok(None);
         }
