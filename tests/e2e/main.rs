@@ -2,6 +2,7 @@
 
 mod api;
 mod cache_faults;
+mod compaction;
 mod concurrency;
 mod durability;
 mod faults;

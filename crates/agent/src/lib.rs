@@ -7,8 +7,12 @@
 //! read them from the cache or the object store, verify their CRC and
 //! long-poll at the high watermark (design §4).
 //!
-//! May depend on `silt-types`, `silt-segment`, `silt-storage`, `silt-cache`
-//! and `silt-meta`; never on HTTP.
+//! Reads span both tiers: L0 segment chunks and L1 Parquet row groups
+//! (decoded with `silt-compactor`'s L1 codec, footers cached, row groups
+//! fetched with ranged GETs).
+//!
+//! May depend on `silt-types`, `silt-segment`, `silt-storage`, `silt-cache`,
+//! `silt-meta` and `silt-compactor` (for the L1 format only); never on HTTP.
 
 mod config;
 mod error;
@@ -115,6 +119,7 @@ pub(crate) struct Shared {
     locations: locations::LocationCache,
     inflight: read::InFlight,
     topic_names: metrics::TopicLabels,
+    footers: read::FooterCache,
     replay: replay::ReplayBudget,
     readahead: replay::ReadAhead,
     round_robin: AtomicU64,
@@ -160,6 +165,7 @@ impl Agent {
             hwm: HwmWatch::default(),
             inflight: read::InFlight::default(),
             topic_names: metrics::TopicLabels::default(),
+            footers: read::FooterCache::default(),
             round_robin: AtomicU64::new(0),
         });
         let pipeline = write::start_pipeline(&shared);
@@ -437,7 +443,7 @@ impl Agent {
             return Ok(state.high_watermark);
         };
         let view = read::read_chunk(shared, &loc, read::ReadPath::Tail).await?;
-        for record in view.records(loc.base_offset) {
+        for record in view.into_records(loc.base_offset) {
             let record = record.map_err(|e| AgentError::Corrupt(format!("key={} {e}", loc.object_key)))?;
             if record.offset >= state.log_start_offset && record.timestamp_ms >= timestamp_ms {
                 return Ok(record.offset);
@@ -471,6 +477,20 @@ impl Agent {
         self.shared.hwm.forget(info.id);
         info!(topic = %name, id = %info.id, "topic deleted");
         Ok(())
+    }
+
+    /// Changes a topic's settings: fields set in `patch` replace the stored
+    /// ones, absent fields stay (`-1` removes a retention limit).
+    pub async fn update_topic_config(&self, name: &TopicName, patch: TopicConfig) -> Result<TopicInfo, AgentError> {
+        let current = self.shared.meta.topic(name).await?;
+        let config = TopicConfig {
+            retention_ms: patch.retention_ms.or(current.config.retention_ms),
+            retention_bytes: patch.retention_bytes.or(current.config.retention_bytes),
+        };
+        let info = self.shared.meta.update_topic_config(name, config).await?;
+        self.shared.topics.invalidate(name);
+        info!(topic = %name, config = ?info.config, "topic config changed");
+        Ok(info)
     }
 
     /// A topic and the state of its partitions.

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared as SharedFuture};
 use object_store::path::Path;
-use silt_meta::ChunkLocation;
+use silt_compactor::l1;
+use silt_meta::{ChunkFormat, ChunkLocation};
 use silt_segment::DecodedRecord;
 use silt_storage::StorageError;
 use silt_types::{Offset, PartitionId, TopicId};
@@ -100,6 +101,150 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str, topic: silt_types::TopicI
     })
 }
 
+/// Decoded footers of L1 Parquet files, by object key; bounded by count.
+#[derive(Debug, Default)]
+pub(crate) struct FooterCache {
+    footers: Mutex<HashMap<String, Arc<l1::Footer>>>,
+}
+
+/// Footers kept at most; a full cache starts over (lookups refill what is hot).
+const FOOTER_CACHE_ENTRIES: usize = 1024;
+
+impl FooterCache {
+    fn get(&self, key: &str) -> Option<Arc<l1::Footer>> {
+        self.footers
+            .lock()
+            .expect("footer cache lock poisoned")
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: &str, footer: Arc<l1::Footer>) {
+        let mut footers = self.footers.lock().expect("footer cache lock poisoned");
+        if footers.len() >= FOOTER_CACHE_ENTRIES {
+            footers.clear();
+        }
+        footers.insert(key.to_owned(), footer);
+    }
+
+    fn remove(&self, key: &str) {
+        self.footers.lock().expect("footer cache lock poisoned").remove(key);
+    }
+}
+
+/// The records of one chunk, whichever tier it came from.
+pub(crate) enum ChunkData {
+    /// An L0 segment chunk, decoded lazily.
+    Segment(silt_segment::ChunkView),
+    /// An L1 row group, decoded.
+    Parquet(Vec<DecodedRecord>),
+}
+
+impl ChunkData {
+    /// The records, given the chunk's base offset.
+    pub(crate) fn into_records(self, base_offset: Offset) -> ChunkRecordIter {
+        match self {
+            Self::Segment(view) => ChunkRecordIter::Segment(view.records(base_offset)),
+            Self::Parquet(rows) => ChunkRecordIter::Parquet(rows.into_iter()),
+        }
+    }
+}
+
+/// Iterator over [`ChunkData`]'s records.
+pub(crate) enum ChunkRecordIter {
+    Segment(silt_segment::ChunkRecords),
+    Parquet(std::vec::IntoIter<DecodedRecord>),
+}
+
+impl Iterator for ChunkRecordIter {
+    type Item = Result<DecodedRecord, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::Segment(it) => it.next().map(|r| r.map_err(|e| e.to_string())),
+            Self::Parquet(it) => it.next().map(Ok),
+        }
+    }
+}
+
+/// The decoded footer of an L1 file: cached, or one ranged GET of the file's tail.
+async fn l1_footer(shared: &Arc<Shared>, loc: &ChunkLocation, fresh: bool) -> Result<Arc<l1::Footer>, AgentError> {
+    if !fresh && let Some(footer) = shared.footers.get(&loc.object_key) {
+        return Ok(footer);
+    }
+    if loc.footer_len == 0 || loc.footer_len > loc.object_size {
+        return Err(AgentError::Corrupt(format!(
+            "key={} footer length {} does not fit object size {}",
+            loc.object_key, loc.footer_len, loc.object_size
+        )));
+    }
+    let tail = shared
+        .store
+        .get_range(
+            &Path::from(loc.object_key.as_str()),
+            loc.object_size - loc.footer_len..loc.object_size,
+        )
+        .await
+        .map_err(|e| match e {
+            StorageError::NotFound(key) => AgentError::Storage(StorageError::NotFound(key)),
+            other => AgentError::Internal(format!("object read failed: {other}")),
+        })?;
+    let footer = tokio::task::spawn_blocking(move || l1::decode_footer(&tail))
+        .await
+        .map_err(|e| AgentError::Internal(format!("footer decode panicked: {e}")))?;
+    let footer = Arc::new(footer.map_err(|e| AgentError::Corrupt(format!("key={} footer: {e}", loc.object_key)))?);
+    shared.footers.insert(&loc.object_key, footer.clone());
+    Ok(footer)
+}
+
+/// Reads one L1 row group with a ranged GET (footer cached), checks its CRC
+/// and that it holds exactly the index entry's offsets. A corrupt copy is
+/// fetched again once (footer included); then the read fails with `Corrupt`.
+async fn read_row_group(shared: &Arc<Shared>, loc: &ChunkLocation) -> Result<ChunkData, AgentError> {
+    let mut last_error = String::new();
+    for attempt in 0..2 {
+        let fresh = attempt > 0;
+        let footer = match l1_footer(shared, loc, fresh).await {
+            Ok(f) => f,
+            Err(AgentError::Corrupt(reason)) if !fresh => {
+                last_error = reason;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = match crate::replay::chunk_bytes(shared, loc, fresh).await {
+            Ok(bytes) => bytes,
+            Err(StorageError::NotFound(key)) => return Err(AgentError::Storage(StorageError::NotFound(key))),
+            Err(other) => return Err(AgentError::Internal(format!("object read failed: {other}"))),
+        };
+        let byte_offset = loc.byte_offset;
+        let decoded = tokio::task::spawn_blocking(move || l1::decode_row_group(&footer, byte_offset, bytes))
+            .await
+            .map_err(|e| AgentError::Internal(format!("row group decode panicked: {e}")))?;
+        let checked = decoded.map_err(|e| e.to_string()).and_then(|rows| {
+            let (first, last) = (rows.first().map(|r| r.offset), rows.last().map(|r| r.offset));
+            if first == Some(loc.base_offset) && last == Some(loc.last_offset) {
+                Ok(rows)
+            } else {
+                Err(format!(
+                    "row group holds offsets {first:?}..={last:?} but index says {}..={}",
+                    loc.base_offset, loc.last_offset
+                ))
+            }
+        });
+        match checked {
+            Ok(rows) => return Ok(ChunkData::Parquet(rows)),
+            Err(reason) => {
+                shared.metrics.corrupt_chunk();
+                warn!(key = %loc.object_key, base_offset = loc.base_offset, attempt, %reason, "corrupt row group, fetching again");
+                shared.footers.remove(&loc.object_key);
+                last_error = reason;
+            }
+        }
+    }
+    Err(AgentError::Corrupt(format!("key={} {last_error}", loc.object_key)))
+}
+
 /// Which path a read takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadPath {
@@ -116,7 +261,11 @@ pub(crate) async fn read_chunk(
     shared: &Arc<Shared>,
     loc: &ChunkLocation,
     path: ReadPath,
-) -> Result<silt_segment::ChunkView, AgentError> {
+) -> Result<ChunkData, AgentError> {
+    if loc.format == ChunkFormat::Parquet {
+        // L1 is old data by construction: always ranged GETs on the replay budget.
+        return read_row_group(shared, loc).await;
+    }
     let mut last_error = String::new();
     for attempt in 0..2 {
         let chunk = match path {
@@ -131,7 +280,7 @@ pub(crate) async fn read_chunk(
             },
         };
         match chunk.and_then(|bytes| verify_chunk(bytes, loc)) {
-            Ok(view) => return Ok(view),
+            Ok(view) => return Ok(ChunkData::Segment(view)),
             Err(reason) => {
                 shared.metrics.corrupt_chunk();
                 warn!(key = %loc.object_key, topic = %loc.topic, partition = loc.partition, base_offset = loc.base_offset, attempt, %reason, "corrupt chunk, fetching again");
@@ -222,7 +371,7 @@ pub(crate) async fn collect(
         };
         retried_gone = false;
         let mut expected = next;
-        for record in view.records(loc.base_offset) {
+        for record in view.into_records(loc.base_offset) {
             let record = record.map_err(|e| AgentError::Corrupt(format!("key={} {e}", loc.object_key)))?;
             if record.offset < next {
                 continue;

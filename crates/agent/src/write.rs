@@ -411,6 +411,8 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
                     byte_offset: chunk.byte_offset,
                     byte_len: chunk.byte_len,
                     max_timestamp_ms: chunk.max_timestamp_ms,
+                    format: silt_meta::ChunkFormat::Segment,
+                    footer_len: 0,
                 });
                 shared.hwm.advance(chunk.topic, chunk.partition, last + 1);
                 ChunkResult::Base(*base_offset)

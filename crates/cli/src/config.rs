@@ -130,6 +130,20 @@ settings! { NodeArgs, NodeFile, NodeSettings, "`silt serve` and `silt agent`";
     price_get_per_1000: f64 = 0.0004, env = "SILT_PRICE_GET_PER_1000";
     /// Price of storing 1 GB for a month in dollars [default: 0.023].
     price_gb_month: f64 = 0.023, env = "SILT_PRICE_GB_MONTH";
+    /// Run the compactor (L0 segments into per-partition Parquet, retention, garbage collection); partitions are leased, so every node may run it [default: true].
+    compaction: bool = true, env = "SILT_COMPACTION";
+    /// Pause between compaction passes, in ms [default: 30000].
+    compaction_interval_ms: u64 = 30_000, env = "SILT_COMPACTION_INTERVAL_MS";
+    /// Compact a partition once this many L0 chunks wait [default: 16].
+    compaction_min_chunks: usize = 16, env = "SILT_COMPACTION_MIN_CHUNKS";
+    /// ...or once this many L0 bytes wait [default: 8388608].
+    compaction_min_bytes: u64 = 8 << 20, env = "SILT_COMPACTION_MIN_BYTES";
+    /// Rows per Parquet row group at most [default: 8192].
+    compaction_row_group_rows: usize = 8192, env = "SILT_COMPACTION_ROW_GROUP_ROWS";
+    /// Uncompressed bytes per Parquet row group, about [default: 4194304].
+    compaction_row_group_bytes: usize = 4 << 20, env = "SILT_COMPACTION_ROW_GROUP_BYTES";
+    /// Unreferenced objects are deleted only when older than this, in ms; must outlive any read and any upload-to-commit window [default: 900000].
+    gc_grace_ms: u64 = 900_000, env = "SILT_GC_GRACE_MS";
     /// TESTING ONLY: inject object-store faults, e.g. "slowdown=0.1,put_lost=0.05,seed=7" [default: none].
     inject_faults: String = String::new(), env = "SILT_INJECT_FAULTS";
     /// Log format: text or json [default: text].

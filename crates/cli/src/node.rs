@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use silt_agent::{Agent, AgentConfig, AgentMetrics, AgentParts, Prices};
 use silt_cache::{CacheConfig, SegmentCache};
+use silt_compactor::{Compactor, CompactorConfig, CompactorMetrics, L1Options};
 use silt_http::{ApiLimits, AppState, HttpMetrics, ServerConfig};
 use silt_meta::{AgentRegistration, Metadata, SqliteMetadata};
 use silt_metasrv::RemoteMetadata;
@@ -115,13 +116,15 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
     silt_cache::register_metrics(&cache, &mut registry);
     let storage_metrics = StorageMetrics::new(&mut registry);
     let http_metrics = HttpMetrics::new(&mut registry);
+    let compactor_metrics = CompactorMetrics::new(&mut registry);
+    let segment_store = SegmentStore::new(store).with_metrics(storage_metrics);
     let agent = Agent::start(
         agent_config(&s, compression),
         AgentParts {
             meta: meta.clone(),
-            store: SegmentStore::new(store).with_metrics(storage_metrics),
+            store: segment_store.clone(),
             cache,
-            clock,
+            clock: clock.clone(),
             ids,
             metrics: agent_metrics,
         },
@@ -174,6 +177,16 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
         zone: (!s.zone.is_empty()).then(|| s.zone.clone()),
         lease_ms: AGENT_LEASE.as_millis() as i64,
     };
+    if s.compaction {
+        let compactor = Compactor::new(
+            meta.clone(),
+            segment_store,
+            clock,
+            compactor_config(&s, &registration.node_id),
+            compactor_metrics,
+        );
+        background.push(tokio::spawn(compactor.run(shutdown.clone())));
+    }
     background.push(tokio::spawn(keep_registered(meta, registration, shutdown.clone())));
 
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
@@ -216,6 +229,20 @@ fn agent_config(s: &NodeSettings, compression: silt_segment::Compression) -> Age
         readahead_chunks: s.readahead_chunks,
         ..AgentConfig::default()
     }
+}
+
+fn compactor_config(s: &NodeSettings, node_id: &str) -> CompactorConfig {
+    let mut c = CompactorConfig::new(node_id);
+    c.interval = Duration::from_millis(s.compaction_interval_ms.max(1));
+    c.min_chunks = s.compaction_min_chunks;
+    c.min_bytes = s.compaction_min_bytes;
+    c.gc_grace = Duration::from_millis(s.gc_grace_ms);
+    c.l1 = L1Options {
+        row_group_rows: s.compaction_row_group_rows.max(1),
+        row_group_bytes: s.compaction_row_group_bytes.max(1),
+        ..L1Options::default()
+    };
+    c
 }
 
 /// Renews the agent's registration at a third of its lease until shutdown.

@@ -67,7 +67,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.limits.max_request_bytes;
     Router::new()
         .route("/v1/topics", post(create_topic).get(list_topics))
-        .route("/v1/topics/{topic}", get(describe_topic).delete(delete_topic))
+        .route(
+            "/v1/topics/{topic}",
+            get(describe_topic).delete(delete_topic).patch(update_topic),
+        )
         .route("/v1/topics/{topic}/records", post(produce))
         .route("/v1/topics/{topic}/partitions/{partition}/records", get(read_records))
         .route(
@@ -189,17 +192,7 @@ async fn create_topic(State(state): State<AppState>, headers: HeaderMap, body: B
             ),
         ));
     }
-    for (field, value) in [
-        ("retention_ms", req.config.retention_ms),
-        ("retention_bytes", req.config.retention_bytes),
-    ] {
-        if value.is_some_and(|v| v <= 0 && v != -1) {
-            return Err(ApiError::bad_request(
-                "invalid_config",
-                format!("{field} must be positive or -1"),
-            ));
-        }
-    }
+    validate_config(&req.config)?;
     let info = state.agent.create_topic(&name, partitions, req.config).await?;
     let body = TopicDescription {
         name: info.name.to_string(),
@@ -214,6 +207,35 @@ async fn create_topic(State(state): State<AppState>, headers: HeaderMap, body: B
             .collect(),
     };
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+fn validate_config(config: &silt_meta::TopicConfig) -> Result<(), ApiError> {
+    for (field, value) in [
+        ("retention_ms", config.retention_ms),
+        ("retention_bytes", config.retention_bytes),
+    ] {
+        if value.is_some_and(|v| v <= 0 && v != -1) {
+            return Err(ApiError::bad_request(
+                "invalid_config",
+                format!("{field} must be positive or -1"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `PATCH /v1/topics/{topic}` `{"config": {...}}`: changes the given settings.
+async fn update_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::Json<TopicDescription>, ApiError> {
+    let name = topic_name(&topic)?;
+    let req: UpdateTopic = json_body(&headers, body)?;
+    validate_config(&req.config)?;
+    state.agent.update_topic_config(&name, req.config).await?;
+    describe_topic(State(state), Path(topic)).await
 }
 
 async fn list_topics(State(state): State<AppState>) -> Result<axum::Json<TopicList>, ApiError> {

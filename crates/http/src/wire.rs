@@ -71,6 +71,14 @@ pub struct CreateTopic {
     pub config: TopicConfig,
 }
 
+/// `PATCH /v1/topics/{topic}`: the settings to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTopic {
+    /// Settings to replace; absent ones stay as they are.
+    pub config: TopicConfig,
+}
+
 /// One topic in `GET /v1/topics`.
 #[derive(Debug, Serialize)]
 pub struct TopicSummary {

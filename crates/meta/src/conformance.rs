@@ -29,9 +29,9 @@ use std::sync::Arc;
 use silt_types::{GroupName, MAX_PARTITIONS, ManualClock, Offset, PartitionId, TopicId, TopicName};
 
 use crate::{
-    AgentInfo, AgentRegistration, ChunkCommit, ChunkLocation, ChunkOutcome, GroupCommit, GroupOffset, GroupState,
-    MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity, SegmentCommit, TopicConfig,
-    TopicInfo,
+    AgentInfo, AgentRegistration, ChunkCommit, ChunkFormat, ChunkLocation, ChunkOutcome, ChunkReplacement, GroupCommit,
+    GroupOffset, GroupState, IndexEntry, MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck,
+    ProducerIdentity, ReplaceOutcome, SegmentCommit, TopicConfig, TopicInfo,
 };
 
 /// A backend under test with the clock it reads and whatever must outlive it.
@@ -160,6 +160,11 @@ macro_rules! __silt_meta_conformance_cases {
                 producer_check_agrees_with_commit
                 concurrent_commits_contiguous
                 concurrent_producers_deduplicated
+                list_chunks_in_offset_order
+                replace_chunks_swaps_atomically
+                replace_chunks_conflicts_change_nothing
+                advance_log_start_forward_only
+                unreferenced_objects_after_swap_and_retention
             ]
             clocked [
                 agents_register_renew_expire
@@ -687,6 +692,8 @@ pub async fn lookup_offset_boundaries(meta: Arc<dyn Metadata>) {
             byte_offset: 100 + i as u64,
             byte_len: 50 + i as u64,
             max_timestamp_ms: 1000 + i as i64,
+            format: ChunkFormat::Segment,
+            footer_len: 0,
         };
         // First, middle and last offset of the chunk.
         for offset in [*base, base + u64::from(n) / 2, last] {
@@ -1592,4 +1599,245 @@ pub async fn concurrent_producers_deduplicated(meta: Arc<dyn Metadata>) {
     let per_partition = u64::try_from(PRODUCERS / 2 * usize::try_from(BATCHES).expect("small") * 2).expect("small");
     assert_eq!(hwm(&meta, t.id, 0).await, per_partition);
     assert_eq!(hwm(&meta, t.id, 1).await, per_partition);
+}
+
+// ---------------------------------------------------------------------------
+// Compaction, retention, garbage collection.
+
+/// Commits chunks of `sizes` records to partition 0 of a new topic "c", one
+/// segment each (`seg-<i>`, max timestamp `100 * (i + 1)`); their locations.
+async fn committed_chunks(meta: &Arc<dyn Metadata>, sizes: &[u32]) -> (TopicInfo, Vec<ChunkLocation>) {
+    let t = create(meta, "c", 2).await;
+    for (i, n) in sizes.iter().enumerate() {
+        commit_one(meta, &format!("seg-{i}"), chunk(t.id, 0, *n, 100 * (i as i64 + 1))).await;
+    }
+    let locs = meta.list_chunks(t.id, 0, 0, 1000).await.expect("list chunks");
+    (t, locs)
+}
+
+/// A replacement of `old` by one Parquet object with one entry per `split` records.
+fn parquet_replacement(old: &[ChunkLocation], key: &str, split: u64) -> ChunkReplacement {
+    let first = old.first().expect("old entries").base_offset;
+    let last = old.last().expect("old entries").last_offset;
+    let mut entries = Vec::new();
+    let mut base = first;
+    while base <= last {
+        let end = (base + split - 1).min(last);
+        let max_ts = old
+            .iter()
+            .filter(|o| o.last_offset >= base && o.base_offset <= end)
+            .map(|o| o.max_timestamp_ms)
+            .max()
+            .unwrap_or(0);
+        entries.push(IndexEntry {
+            base_offset: base,
+            last_offset: end,
+            byte_offset: 4 + (base - first) * 10,
+            byte_len: (end - base + 1) * 10,
+            max_timestamp_ms: max_ts,
+        });
+        base = end + 1;
+    }
+    ChunkReplacement {
+        topic: old[0].topic,
+        partition: old[0].partition,
+        old: old.to_vec(),
+        object_key: key.to_owned(),
+        object_size: 4 + (last - first + 1) * 10 + 100,
+        format: ChunkFormat::Parquet,
+        footer_len: 100,
+        entries,
+    }
+}
+
+/// `list_chunks` starts at the entry holding `from` and goes up in offset order.
+pub async fn list_chunks_in_offset_order(meta: Arc<dyn Metadata>) {
+    let (t, all) = committed_chunks(&meta, &[2, 3, 1, 4]).await;
+    let bases: Vec<Offset> = all.iter().map(|c| c.base_offset).collect();
+    assert_eq!(bases, vec![0, 2, 5, 6]);
+    assert!(
+        all.iter()
+            .all(|c| c.format == ChunkFormat::Segment && c.footer_len == 0)
+    );
+    assert_eq!(all[1].object_key, "seg-1");
+    let from3 = meta.list_chunks(t.id, 0, 3, 2).await.expect("list from 3");
+    assert_eq!(from3.iter().map(|c| c.base_offset).collect::<Vec<_>>(), vec![2, 5]);
+    assert!(
+        meta.list_chunks(t.id, 0, 10, 5)
+            .await
+            .expect("list past end")
+            .is_empty()
+    );
+    assert!(
+        meta.list_chunks(t.id, 1, 0, 5)
+            .await
+            .expect("empty partition")
+            .is_empty()
+    );
+    assert!(matches!(
+        meta.list_chunks(t.id, 9, 0, 5).await,
+        Err(MetaError::UnknownPartition { .. })
+    ));
+}
+
+/// A swap replaces the range in one step: lookups, timestamps and the high
+/// watermark agree before and after, and later commits continue after it.
+pub async fn replace_chunks_swaps_atomically(meta: Arc<dyn Metadata>) {
+    let (t, all) = committed_chunks(&meta, &[2, 3, 1, 4]).await;
+    let before_ts: Vec<Option<Offset>> = {
+        let mut v = Vec::new();
+        for ts in [0, 100, 150, 300, 400, 401] {
+            v.push(lookup_ts(&meta, t.id, 0, ts).await);
+        }
+        v
+    };
+    // Compact the first three chunks (offsets 0..=5) into entries of 4 records.
+    let r = parquet_replacement(&all[..3], "topics/x/0/a.parquet", 4);
+    assert_eq!(
+        meta.replace_chunks(r.clone()).await.expect("replace"),
+        ReplaceOutcome::Replaced
+    );
+    assert_eq!(hwm(&meta, t.id, 0).await, 10);
+    let l = lookup(&meta, t.id, 0, 3).await.expect("offset 3");
+    assert_eq!((l.base_offset, l.last_offset), (0, 3));
+    assert_eq!(l.object_key, "topics/x/0/a.parquet");
+    assert_eq!(l.format, ChunkFormat::Parquet);
+    assert_eq!(l.footer_len, 100);
+    assert_eq!((l.byte_offset, l.byte_len), (4, 40));
+    let l = lookup(&meta, t.id, 0, 5).await.expect("offset 5");
+    assert_eq!((l.base_offset, l.last_offset), (4, 5));
+    let l = lookup(&meta, t.id, 0, 6).await.expect("offset 6");
+    assert_eq!(l.object_key, "seg-3");
+    assert_eq!(l.format, ChunkFormat::Segment);
+    let mut after_ts = Vec::new();
+    for ts in [0, 100, 150, 300, 400, 401] {
+        after_ts.push(lookup_ts(&meta, t.id, 0, ts).await);
+    }
+    // Timestamp lookups land on the entry holding the same first offset.
+    for (b, a) in before_ts.iter().zip(&after_ts) {
+        match (b, a) {
+            (Some(b), Some(a)) => assert!(a <= b, "timestamp lookup moved from {b} to {a}"),
+            (None, None) => {}
+            other => panic!("timestamp lookup changed: {other:?}"),
+        }
+    }
+    // The same swap again conflicts: the old entries are gone.
+    assert!(matches!(
+        meta.replace_chunks(r).await.expect("replace again"),
+        ReplaceOutcome::Conflict { .. }
+    ));
+    let c = commit_one(&meta, "seg-4", chunk(t.id, 0, 2, 900)).await;
+    assert_eq!(c, 10);
+    let listed = meta.list_chunks(t.id, 0, 0, 100).await.expect("list");
+    let ranges: Vec<(Offset, Offset)> = listed.iter().map(|c| (c.base_offset, c.last_offset)).collect();
+    assert_eq!(ranges, vec![(0, 3), (4, 5), (6, 9), (10, 11)]);
+}
+
+/// A swap whose expected entries differ from the stored ones, or whose shape
+/// is invalid, changes nothing.
+pub async fn replace_chunks_conflicts_change_nothing(meta: Arc<dyn Metadata>) {
+    let (t, all) = committed_chunks(&meta, &[2, 3, 1]).await;
+    // A stale view: the compactor thinks chunk 1 lives elsewhere.
+    let mut stale = all.clone();
+    stale[1].object_key = "other".into();
+    let r = parquet_replacement(&stale, "p1", 10);
+    assert!(matches!(
+        meta.replace_chunks(r).await.expect("replace"),
+        ReplaceOutcome::Conflict { .. }
+    ));
+    // Only part of a stored range: expected two entries, three are there.
+    let mut partial = all[..2].to_vec();
+    partial[1].last_offset = 5;
+    let r = parquet_replacement(&partial, "p2", 10);
+    assert!(matches!(
+        meta.replace_chunks(r).await.expect("replace"),
+        ReplaceOutcome::Conflict { .. }
+    ));
+    // Invalid shapes are refused outright.
+    let mut gap = parquet_replacement(&all, "p3", 2);
+    gap.entries.remove(1);
+    assert!(matches!(meta.replace_chunks(gap).await, Err(MetaError::Invalid(_))));
+    let mut short = parquet_replacement(&all, "p4", 2);
+    short.entries.pop();
+    assert!(matches!(meta.replace_chunks(short).await, Err(MetaError::Invalid(_))));
+    let mut outside = parquet_replacement(&all, "p5", 2);
+    outside.entries[0].byte_len = outside.object_size;
+    assert!(matches!(meta.replace_chunks(outside).await, Err(MetaError::Invalid(_))));
+    // Nothing changed.
+    assert_eq!(meta.list_chunks(t.id, 0, 0, 100).await.expect("list"), all);
+    // Below the log start: conflict.
+    meta.advance_log_start(t.id, 0, 2).await.expect("advance");
+    let r = parquet_replacement(&all, "p6", 10);
+    assert!(matches!(
+        meta.replace_chunks(r).await.expect("replace"),
+        ReplaceOutcome::Conflict { .. }
+    ));
+}
+
+/// The log start only moves forward, never past the high watermark, and
+/// drops the entries that end below it.
+pub async fn advance_log_start_forward_only(meta: Arc<dyn Metadata>) {
+    let (t, _) = committed_chunks(&meta, &[2, 3, 1, 4]).await;
+    assert_eq!(meta.advance_log_start(t.id, 0, 3).await.expect("advance"), 3);
+    let state = meta.partition_state(t.id, 0).await.expect("state");
+    assert_eq!((state.log_start_offset, state.high_watermark), (3, 10));
+    assert!(matches!(
+        meta.lookup(t.id, 0, 2).await,
+        Err(MetaError::OffsetBelowStart {
+            offset: 2,
+            log_start: 3
+        })
+    ));
+    assert_eq!(lookup(&meta, t.id, 0, 3).await.expect("offset 3").base_offset, 2);
+    let listed = meta.list_chunks(t.id, 0, 0, 100).await.expect("list");
+    assert_eq!(listed.first().map(|c| c.base_offset), Some(2));
+    // Backwards is a no-op.
+    assert_eq!(meta.advance_log_start(t.id, 0, 1).await.expect("backwards"), 3);
+    // Past the high watermark is refused.
+    assert!(matches!(
+        meta.advance_log_start(t.id, 0, 11).await,
+        Err(MetaError::Invalid(_))
+    ));
+    assert_eq!(lookup_ts(&meta, t.id, 0, 0).await, Some(2));
+    // Up to the high watermark: everything goes; new commits continue.
+    assert_eq!(meta.advance_log_start(t.id, 0, 10).await.expect("all"), 10);
+    assert!(meta.list_chunks(t.id, 0, 0, 100).await.expect("list").is_empty());
+    assert_eq!(lookup(&meta, t.id, 0, 10).await, None);
+    assert_eq!(lookup_ts(&meta, t.id, 0, 0).await, None);
+    assert_eq!(commit_one(&meta, "seg-9", chunk(t.id, 0, 1, 5)).await, 10);
+    assert_eq!(lookup(&meta, t.id, 0, 10).await.expect("offset 10").object_key, "seg-9");
+    // Other partitions are untouched.
+    assert_eq!(meta.partition_state(t.id, 1).await.expect("p1").log_start_offset, 0);
+    assert!(matches!(
+        meta.advance_log_start(TopicId::from_bytes([3; 16]), 0, 1).await,
+        Err(MetaError::UnknownTopic(_))
+    ));
+}
+
+/// Objects still referenced by any entry are never reported unreferenced.
+pub async fn unreferenced_objects_after_swap_and_retention(meta: Arc<dyn Metadata>) {
+    let (t, all) = committed_chunks(&meta, &[2, 3, 1, 4]).await;
+    let keys = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let every = keys(&["seg-0", "seg-1", "seg-2", "seg-3", "l1", "orphan"]);
+    assert_eq!(
+        meta.unreferenced_objects(every.clone()).await.expect("unreferenced"),
+        keys(&["l1", "orphan"])
+    );
+    let r = parquet_replacement(&all[..2], "l1", 2);
+    assert_eq!(meta.replace_chunks(r).await.expect("replace"), ReplaceOutcome::Replaced);
+    assert_eq!(
+        meta.unreferenced_objects(every.clone()).await.expect("unreferenced"),
+        keys(&["seg-0", "seg-1", "orphan"])
+    );
+    meta.advance_log_start(t.id, 0, 6).await.expect("advance");
+    assert_eq!(
+        meta.unreferenced_objects(every.clone()).await.expect("unreferenced"),
+        keys(&["seg-0", "seg-1", "seg-2", "l1", "orphan"])
+    );
+    meta.delete_topic(&t.name).await.expect("delete");
+    assert_eq!(
+        meta.unreferenced_objects(every.clone()).await.expect("unreferenced"),
+        every
+    );
+    assert!(meta.unreferenced_objects(Vec::new()).await.expect("none").is_empty());
 }

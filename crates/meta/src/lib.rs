@@ -122,4 +122,32 @@ pub trait Metadata: Send + Sync + std::fmt::Debug + 'static {
 
     /// Gives the lease up if `holder` holds it; otherwise does nothing.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+
+    /// Index entries of one partition in offset order: the one holding
+    /// `from` (or, below the log start, the first readable one) and those
+    /// after it, at most `limit`.
+    async fn list_chunks(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        from: Offset,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>>;
+
+    /// Compaction's atomic swap: if the partition's entries in the old range
+    /// are still exactly `replacement.old` (and all at or above the log
+    /// start), removes them and inserts `replacement.entries`; otherwise
+    /// returns [`ReplaceOutcome::Conflict`] and changes nothing. Offsets, the
+    /// high watermark and timestamp lookups are unchanged by a swap.
+    async fn replace_chunks(&self, replacement: ChunkReplacement) -> Result<ReplaceOutcome>;
+
+    /// Moves the partition's log start offset forward to `new_start` (never
+    /// backwards: a lower value changes nothing) and drops the index entries
+    /// that end below it. Fails with `Invalid` past the high watermark.
+    /// Returns the log start offset now in force.
+    async fn advance_log_start(&self, topic: TopicId, partition: PartitionId, new_start: Offset) -> Result<Offset>;
+
+    /// Those of `keys` that no index entry references, in input order:
+    /// what garbage collection may delete (once old enough).
+    async fn unreferenced_objects(&self, keys: Vec<String>) -> Result<Vec<String>>;
 }

@@ -97,6 +97,96 @@ pub struct ChunkLocation {
     pub byte_len: u64,
     /// Largest timestamp in the chunk.
     pub max_timestamp_ms: i64,
+    /// How the object stores the chunk: an L0 segment chunk, or one row
+    /// group of an L1 Parquet file (then `byte_offset..+byte_len` is the row
+    /// group's column chunks).
+    #[serde(default)]
+    pub format: ChunkFormat,
+    /// Parquet only: length of the file's footer (metadata plus its 8-byte
+    /// tail), which ends the object; 0 for segments.
+    #[serde(default)]
+    pub footer_len: u64,
+}
+
+/// The encoding of an indexed chunk's bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkFormat {
+    /// A chunk of an L0 segment (`silt-segment`'s format).
+    #[default]
+    Segment,
+    /// A row group of a per-partition L1 Parquet file.
+    Parquet,
+}
+
+impl ChunkFormat {
+    /// The number stored in the index.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Segment => 0,
+            Self::Parquet => 1,
+        }
+    }
+
+    /// The format a stored number names, if any.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Segment),
+            1 => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// One new index entry of a compacted object: a contiguous offset range
+/// and the bytes that hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// First offset.
+    pub base_offset: Offset,
+    /// Last offset (inclusive).
+    pub last_offset: Offset,
+    /// Byte offset of the entry's bytes in the object.
+    pub byte_offset: u64,
+    /// Byte length of the entry's bytes.
+    pub byte_len: u64,
+    /// Largest record timestamp in the entry.
+    pub max_timestamp_ms: i64,
+}
+
+/// Compaction's index swap: the chunks `old` (contiguous, exactly as the
+/// compactor listed them) are replaced by `entries`, all in one new object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkReplacement {
+    /// Topic.
+    pub topic: TopicId,
+    /// Partition.
+    pub partition: PartitionId,
+    /// The index entries being replaced, in offset order, without gaps.
+    pub old: Vec<ChunkLocation>,
+    /// Object holding the new entries.
+    pub object_key: String,
+    /// Size of that object.
+    pub object_size: u64,
+    /// Format of the new object.
+    pub format: ChunkFormat,
+    /// Parquet footer length (see [`ChunkLocation::footer_len`]).
+    pub footer_len: u64,
+    /// The new entries, in offset order, covering exactly the old range.
+    pub entries: Vec<IndexEntry>,
+}
+
+/// What a [`ChunkReplacement`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplaceOutcome {
+    /// The index now points at the new object; the old entries are gone.
+    Replaced,
+    /// The index no longer holds exactly the old entries (another
+    /// compaction, retention or a deleted topic got there first); nothing changed.
+    Conflict {
+        /// What differed.
+        reason: String,
+    },
 }
 
 /// Bounds of a partition's readable log.

@@ -30,13 +30,13 @@ use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 
 use crate::rules::{
-    PartitionProducer, bumped, evaluate_chunk, expiry, to_i16, to_i32, to_i64, to_u32, to_u64, validate_append,
-    validate_lease, validate_registration, validate_segment,
+    PartitionProducer, bumped, check_replaced, evaluate_chunk, expiry, running_maxima, to_i16, to_i32, to_i64, to_u32,
+    to_u64, validate_append, validate_lease, validate_registration, validate_replacement, validate_segment,
 };
 use crate::{
-    AgentInfo, AgentRegistration, ChunkCommit, ChunkLocation, ChunkOutcome, GroupCommit, GroupOffset, GroupState,
-    MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity, Result, SegmentCommit,
-    TopicConfig, TopicInfo,
+    AgentInfo, AgentRegistration, ChunkCommit, ChunkFormat, ChunkLocation, ChunkOutcome, ChunkReplacement, GroupCommit,
+    GroupOffset, GroupState, MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity,
+    ReplaceOutcome, Result, SegmentCommit, TopicConfig, TopicInfo,
 };
 
 /// Connections per instance.
@@ -142,6 +142,13 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT   NOT NULL,
         expires_ms BIGINT NOT NULL
     );
+    ",
+    // 3: compaction: chunk formats (L0 segment chunk or L1 Parquet row
+    // group) and lookups by object for garbage collection.
+    r"
+    ALTER TABLE chunks ADD COLUMN format SMALLINT NOT NULL DEFAULT 0 CHECK (format IN (0, 1));
+    ALTER TABLE chunks ADD COLUMN footer_len BIGINT NOT NULL DEFAULT 0 CHECK (footer_len >= 0);
+    CREATE INDEX chunks_by_object ON chunks (object_key);
     ",
 ];
 
@@ -426,7 +433,7 @@ fn corrupt_row(e: tokio_postgres::Error) -> MetaError {
 }
 
 const CHUNK_COLUMNS: &str =
-    "base_offset, last_offset, object_key, object_size, byte_offset, byte_len, max_timestamp_ms";
+    "base_offset, last_offset, object_key, object_size, byte_offset, byte_len, max_timestamp_ms, format, footer_len";
 
 fn decode_chunk(row: &Row, topic: TopicId, partition: PartitionId) -> Result<ChunkLocation> {
     let get = |i: usize| -> Result<i64> { row.try_get(i).map_err(corrupt_row) };
@@ -440,6 +447,12 @@ fn decode_chunk(row: &Row, topic: TopicId, partition: PartitionId) -> Result<Chu
         byte_offset: to_u64(get(4)?, "byte offset")?,
         byte_len: to_u64(get(5)?, "byte length")?,
         max_timestamp_ms: get(6)?,
+        format: {
+            let code: i16 = row.try_get(7).map_err(corrupt_row)?;
+            ChunkFormat::from_code(i64::from(code))
+                .ok_or_else(|| MetaError::Corrupt(format!("unknown chunk format {code}")))?
+        },
+        footer_len: to_u64(get(8)?, "footer length")?,
     })
 }
 
@@ -526,6 +539,51 @@ async fn chunk_at_or_before(
         .await
         .map_err(map_err)?;
     row.map(|r| decode_chunk(&r, topic, partition)).transpose()
+}
+
+/// Entries with base offsets in `from..`, in order, at most `limit`.
+async fn chunks_from(
+    tx: &Transaction<'_>,
+    topic: TopicId,
+    partition: PartitionId,
+    from: Offset,
+    limit: usize,
+) -> Result<Vec<ChunkLocation>> {
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunks WHERE topic_id = $1 AND partition_id = $2 AND base_offset >= $3 \
+                 ORDER BY base_offset LIMIT $4"
+            ),
+            &[
+                &topic.to_bytes().as_slice(),
+                &pid(partition),
+                &i64::try_from(from).unwrap_or(i64::MAX),
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(|r| decode_chunk(r, topic, partition)).collect()
+}
+
+/// Locks a partition's row against commits, swaps and retention; its log
+/// start and next offset.
+async fn lock_partition(tx: &Transaction<'_>, topic: TopicId, partition: PartitionId) -> Result<(Offset, Offset)> {
+    require_partition(tx, topic, partition).await?;
+    let row = tx
+        .query_opt(
+            "SELECT log_start_offset, next_offset FROM partitions WHERE topic_id = $1 AND partition_id = $2 \
+             FOR NO KEY UPDATE",
+            &[&topic.to_bytes().as_slice(), &pid(partition)],
+        )
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| MetaError::Corrupt(format!("topic {topic} has no row for partition {partition}")))?;
+    Ok((
+        to_u64(row.get(0), "log start offset")?,
+        to_u64(row.get(1), "next offset")?,
+    ))
 }
 
 // ---------------------------------------------------------------------------
@@ -1315,6 +1373,149 @@ impl Metadata for PostgresMetadata {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn list_chunks(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        from: Offset,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>> {
+        let mut conn = self.conn().await?;
+        let tx = read_tx(&mut conn).await?;
+        let (start, _) = bounds(&tx, topic, partition).await?;
+        let from = from.max(start);
+        let first = chunk_at_or_before(&tx, topic, partition, from)
+            .await?
+            .map_or(from, |c| if c.last_offset >= from { c.base_offset } else { from });
+        chunks_from(&tx, topic, partition, first, limit).await
+    }
+
+    async fn replace_chunks(&self, r: ChunkReplacement) -> Result<ReplaceOutcome> {
+        validate_replacement(&r)?;
+        let (first, last) = match (r.old.first(), r.old.last()) {
+            (Some(f), Some(l)) => (f.base_offset, l.last_offset),
+            _ => return Err(MetaError::Invalid("chunk replacement without old entries".into())),
+        };
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(map_err)?;
+        let (log_start, _) = lock_partition(&tx, r.topic, r.partition).await?;
+        let mut current = chunks_from(&tx, r.topic, r.partition, first, r.old.len() + 1).await?;
+        current.retain(|c| c.base_offset <= last);
+        let outcome = check_replaced(&r, log_start, &current);
+        if outcome != ReplaceOutcome::Replaced {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(outcome);
+        }
+        let id = r.topic.to_bytes();
+        let first_i = to_i64(first, "base offset")?;
+        let before: Option<i64> = tx
+            .query_opt(
+                "SELECT running_max_timestamp_ms FROM chunks WHERE topic_id = $1 AND partition_id = $2 \
+                 AND base_offset < $3 ORDER BY base_offset DESC LIMIT 1",
+                &[&id.as_slice(), &pid(r.partition), &first_i],
+            )
+            .await
+            .map_err(map_err)?
+            .map(|row| row.get(0));
+        tx.execute(
+            "DELETE FROM chunks WHERE topic_id = $1 AND partition_id = $2 AND base_offset >= $3 AND base_offset <= $4",
+            &[
+                &id.as_slice(),
+                &pid(r.partition),
+                &first_i,
+                &to_i64(last, "last offset")?,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        let running = running_maxima(&r, before);
+        let mut base = Vec::new();
+        let mut lastv = Vec::new();
+        let mut boff = Vec::new();
+        let mut blen = Vec::new();
+        let mut maxts = Vec::new();
+        for e in &r.entries {
+            base.push(to_i64(e.base_offset, "base offset")?);
+            lastv.push(to_i64(e.last_offset, "last offset")?);
+            boff.push(to_i64(e.byte_offset, "byte offset")?);
+            blen.push(to_i64(e.byte_len, "byte length")?);
+            maxts.push(e.max_timestamp_ms);
+        }
+        let format = i16::try_from(r.format.code()).unwrap_or(0);
+        tx.execute(
+            "INSERT INTO chunks (topic_id, partition_id, base_offset, last_offset, object_key, object_size, \
+             byte_offset, byte_len, max_timestamp_ms, running_max_timestamp_ms, format, footer_len) \
+             SELECT $1, $2, b, l, $3, $4, bo, bl, m, rm, $5, $6 \
+             FROM unnest($7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[]) \
+             AS u(b, l, bo, bl, m, rm)",
+            &[
+                &id.as_slice(),
+                &pid(r.partition),
+                &r.object_key,
+                &to_i64(r.object_size, "object size")?,
+                &format,
+                &to_i64(r.footer_len, "footer length")?,
+                &base,
+                &lastv,
+                &boff,
+                &blen,
+                &maxts,
+                &running,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        commit_tx(tx).await?;
+        Ok(ReplaceOutcome::Replaced)
+    }
+
+    async fn advance_log_start(&self, topic: TopicId, partition: PartitionId, new_start: Offset) -> Result<Offset> {
+        let mut conn = self.conn().await?;
+        let tx = conn.transaction().await.map_err(map_err)?;
+        let (log_start, next) = lock_partition(&tx, topic, partition).await?;
+        if new_start > next {
+            return Err(MetaError::Invalid(format!(
+                "topic {topic} partition {partition}: log start {new_start} past the high watermark {next}"
+            )));
+        }
+        if new_start <= log_start {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(log_start);
+        }
+        let id = topic.to_bytes();
+        let start = to_i64(new_start, "log start offset")?;
+        tx.execute(
+            "UPDATE partitions SET log_start_offset = $3 WHERE topic_id = $1 AND partition_id = $2",
+            &[&id.as_slice(), &pid(partition), &start],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.execute(
+            "DELETE FROM chunks WHERE topic_id = $1 AND partition_id = $2 AND last_offset < $3",
+            &[&id.as_slice(), &pid(partition), &start],
+        )
+        .await
+        .map_err(map_err)?;
+        commit_tx(tx).await?;
+        Ok(new_start)
+    }
+
+    async fn unreferenced_objects(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT DISTINCT object_key FROM chunks WHERE object_key = ANY($1::text[])",
+                &[&keys],
+            )
+            .await
+            .map_err(map_err)?;
+        let referenced: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(keys.into_iter().filter(|k| !referenced.contains(k)).collect())
     }
 }
 

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use silt_types::Offset;
 
 use crate::{
-    AgentRegistration, ChunkCommit, MetaError, ProducerAppend, ProducerCheck, ProducerIdentity, Result, SegmentCommit,
+    AgentRegistration, ChunkCommit, ChunkLocation, ChunkReplacement, MetaError, ProducerAppend, ProducerCheck,
+    ProducerIdentity, ReplaceOutcome, Result, SegmentCommit,
 };
 
 /// Smallest producer id handed out; lower ids are reserved.
@@ -91,6 +92,118 @@ pub(crate) fn validate_segment(segment: &SegmentCommit) -> Result<Vec<usize>> {
 }
 
 /// Checks the fields of one producer batch.
+/// Checks a compaction swap's shape: old and new entries contiguous,
+/// covering the same offsets, new byte ranges inside the new object.
+pub(crate) fn validate_replacement(r: &ChunkReplacement) -> Result<()> {
+    let invalid = |what: String| {
+        Err(MetaError::Invalid(format!(
+            "chunk replacement of {}: {what}",
+            r.object_key
+        )))
+    };
+    if r.object_key.is_empty() {
+        return Err(MetaError::Invalid("chunk replacement object key is empty".to_owned()));
+    }
+    let (Some(first), Some(last)) = (r.old.first(), r.old.last()) else {
+        return invalid("no old entries".to_owned());
+    };
+    if r.entries.is_empty() {
+        return invalid("no new entries".to_owned());
+    }
+    to_i64(r.object_size, "object size")?;
+    to_i64(r.footer_len, "footer length")?;
+    let mut next = first.base_offset;
+    for o in &r.old {
+        if o.topic != r.topic || o.partition != r.partition || o.base_offset != next || o.last_offset < o.base_offset {
+            return invalid(format!(
+                "old entry {}..={} breaks the range",
+                o.base_offset, o.last_offset
+            ));
+        }
+        next = o.last_offset.saturating_add(1);
+    }
+    let mut next = first.base_offset;
+    for e in &r.entries {
+        if e.base_offset != next || e.last_offset < e.base_offset {
+            return invalid(format!(
+                "new entry {}..={} breaks the range",
+                e.base_offset, e.last_offset
+            ));
+        }
+        let end = e.byte_offset.checked_add(e.byte_len);
+        if end.is_none_or(|end| end > r.object_size) {
+            return invalid(format!(
+                "new entry bytes {}+{} outside the object",
+                e.byte_offset, e.byte_len
+            ));
+        }
+        to_i64(e.base_offset, "base offset")?;
+        to_i64(e.last_offset, "last offset")?;
+        next = e.last_offset.saturating_add(1);
+    }
+    if next != last.last_offset.saturating_add(1) {
+        return invalid(format!(
+            "new entries end at {} but old ones at {}",
+            next.saturating_sub(1),
+            last.last_offset
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the entries stored now for a replacement's range are exactly the
+/// ones the compactor read; a conflict names the first difference.
+pub(crate) fn check_replaced(r: &ChunkReplacement, log_start: Offset, current: &[ChunkLocation]) -> ReplaceOutcome {
+    let first = r.old.first().map_or(0, |o| o.base_offset);
+    if first < log_start {
+        return ReplaceOutcome::Conflict {
+            reason: format!("range starts at {first}, below the log start {log_start}"),
+        };
+    }
+    if current.len() != r.old.len() {
+        return ReplaceOutcome::Conflict {
+            reason: format!("{} entries expected in the range, {} found", r.old.len(), current.len()),
+        };
+    }
+    for (want, have) in r.old.iter().zip(current) {
+        let same = want.base_offset == have.base_offset
+            && want.last_offset == have.last_offset
+            && want.object_key == have.object_key
+            && want.byte_offset == have.byte_offset
+            && want.byte_len == have.byte_len
+            && want.format == have.format;
+        if !same {
+            return ReplaceOutcome::Conflict {
+                reason: format!(
+                    "entry at {} is {}..={} in {}, expected {}..={} in {}",
+                    want.base_offset,
+                    have.base_offset,
+                    have.last_offset,
+                    have.object_key,
+                    want.base_offset,
+                    want.last_offset,
+                    want.object_key
+                ),
+            };
+        }
+    }
+    ReplaceOutcome::Replaced
+}
+
+/// Running maximum timestamps of a replacement's new entries, continuing
+/// from the running maximum before the range (`None` if it starts the log).
+pub(crate) fn running_maxima(r: &ChunkReplacement, before: Option<i64>) -> Vec<i64> {
+    let mut running = before;
+    r.entries
+        .iter()
+        .map(|e| {
+            let m = running.map_or(e.max_timestamp_ms, |m| m.max(e.max_timestamp_ms));
+            running = Some(m);
+            m
+        })
+        .collect()
+}
+
 pub(crate) fn validate_append(a: &ProducerAppend) -> Result<()> {
     if a.producer_id < 0 || a.producer_epoch < 0 || a.base_sequence < 0 || a.record_count == 0 {
         return Err(MetaError::Invalid(format!(

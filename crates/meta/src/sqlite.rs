@@ -17,13 +17,14 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, Trans
 use silt_types::{Clock, GroupName, IdGen, MAX_PARTITIONS, Offset, PartitionId, TopicId, TopicName};
 
 use crate::rules::{
-    FIRST_PRODUCER_ID, PartitionProducer, bumped, evaluate_chunk, expiry, to_i16, to_i32, to_i64, to_u32, to_u64,
-    validate_append, validate_lease, validate_registration, validate_segment,
+    FIRST_PRODUCER_ID, PartitionProducer, bumped, check_replaced, evaluate_chunk, expiry, running_maxima, to_i16,
+    to_i32, to_i64, to_u32, to_u64, validate_append, validate_lease, validate_registration, validate_replacement,
+    validate_segment,
 };
 use crate::{
-    AgentInfo, AgentRegistration, ChunkCommit, ChunkLocation, ChunkOutcome, GroupCommit, GroupOffset, GroupState,
-    MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity, Result, SegmentCommit,
-    TopicConfig, TopicInfo,
+    AgentInfo, AgentRegistration, ChunkCommit, ChunkFormat, ChunkLocation, ChunkOutcome, ChunkReplacement, GroupCommit,
+    GroupOffset, GroupState, MetaError, Metadata, PartitionState, ProducerAppend, ProducerCheck, ProducerIdentity,
+    ReplaceOutcome, Result, SegmentCommit, TopicConfig, TopicInfo,
 };
 
 /// How long a statement waits for another process's lock before failing
@@ -128,6 +129,13 @@ const MIGRATIONS: &[&str] = &[
         holder     TEXT    NOT NULL,
         expires_ms INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
+    ",
+    // 3: compaction: chunk formats (L0 segment chunk or L1 Parquet row
+    // group) and lookups by object for garbage collection.
+    r"
+    ALTER TABLE chunks ADD COLUMN format INTEGER NOT NULL DEFAULT 0 CHECK (format IN (0, 1));
+    ALTER TABLE chunks ADD COLUMN footer_len INTEGER NOT NULL DEFAULT 0 CHECK (footer_len >= 0);
+    CREATE INDEX chunks_by_object ON chunks (object_key);
     ",
 ];
 
@@ -379,7 +387,7 @@ impl RawTopic {
 }
 
 const CHUNK_COLUMNS: &str =
-    "base_offset, last_offset, object_key, object_size, byte_offset, byte_len, max_timestamp_ms";
+    "base_offset, last_offset, object_key, object_size, byte_offset, byte_len, max_timestamp_ms, format, footer_len";
 
 struct RawChunk {
     base_offset: i64,
@@ -389,6 +397,8 @@ struct RawChunk {
     byte_offset: i64,
     byte_len: i64,
     max_timestamp_ms: i64,
+    format: i64,
+    footer_len: i64,
 }
 
 impl RawChunk {
@@ -401,6 +411,8 @@ impl RawChunk {
             byte_offset: row.get(4)?,
             byte_len: row.get(5)?,
             max_timestamp_ms: row.get(6)?,
+            format: row.get(7)?,
+            footer_len: row.get(8)?,
         })
     }
 
@@ -415,6 +427,9 @@ impl RawChunk {
             byte_offset: to_u64(self.byte_offset, "byte offset")?,
             byte_len: to_u64(self.byte_len, "byte length")?,
             max_timestamp_ms: self.max_timestamp_ms,
+            format: ChunkFormat::from_code(self.format)
+                .ok_or_else(|| MetaError::Corrupt(format!("unknown chunk format {}", self.format)))?,
+            footer_len: to_u64(self.footer_len, "footer length")?,
         })
     }
 }
@@ -956,6 +971,154 @@ fn lookup_tx(
     Ok(Some(chunk))
 }
 
+fn list_chunks_tx(
+    conn: &mut Connection,
+    topic: TopicId,
+    partition: PartitionId,
+    from: Offset,
+    limit: usize,
+) -> Result<Vec<ChunkLocation>> {
+    let tx = deferred(conn)?;
+    let b = bounds(&tx, topic, partition)?;
+    let from = from.max(b.log_start);
+    let start = chunk_at_or_before(&tx, topic, partition, from)?
+        .map_or(from, |c| if c.last_offset >= from { c.base_offset } else { from });
+    chunks_from(&tx, topic, partition, start, limit)
+}
+
+/// Entries with base offsets in `from..`, in order, at most `limit`.
+fn chunks_from(
+    tx: &Transaction<'_>,
+    topic: TopicId,
+    partition: PartitionId,
+    from: Offset,
+    limit: usize,
+) -> Result<Vec<ChunkLocation>> {
+    let raw: Vec<RawChunk> = tx
+        .prepare_cached(&format!(
+            "SELECT {CHUNK_COLUMNS} FROM chunks WHERE topic_id = ?1 AND partition_id = ?2 AND base_offset >= ?3 \
+             ORDER BY base_offset LIMIT ?4"
+        ))
+        .and_then(|mut s| {
+            s.query_map(
+                params![
+                    topic.to_bytes().as_slice(),
+                    partition,
+                    i64::try_from(from).unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                RawChunk::read,
+            )?
+            .collect()
+        })
+        .map_err(map_err)?;
+    raw.into_iter().map(|r| r.decode(topic, partition)).collect()
+}
+
+fn replace_chunks_tx(conn: &mut Connection, r: &ChunkReplacement) -> Result<ReplaceOutcome> {
+    let tx = immediate(conn)?;
+    let b = bounds(&tx, r.topic, r.partition)?;
+    let (first, last) = match (r.old.first(), r.old.last()) {
+        (Some(f), Some(l)) => (f.base_offset, l.last_offset),
+        _ => return Err(MetaError::Invalid("chunk replacement without old entries".into())),
+    };
+    let mut current = chunks_from(&tx, r.topic, r.partition, first, r.old.len() + 1)?;
+    current.retain(|c| c.base_offset <= last);
+    let outcome = check_replaced(r, b.log_start, &current);
+    if outcome != ReplaceOutcome::Replaced {
+        return Ok(outcome);
+    }
+    let id = r.topic.to_bytes();
+    let (first, last) = (to_i64(first, "base offset")?, to_i64(last, "last offset")?);
+    let before: Option<i64> = tx
+        .prepare_cached(
+            "SELECT running_max_timestamp_ms FROM chunks WHERE topic_id = ?1 AND partition_id = ?2 \
+             AND base_offset < ?3 ORDER BY base_offset DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![id.as_slice(), r.partition, first], |row| row.get(0))
+                .optional()
+        })
+        .map_err(map_err)?;
+    tx.prepare_cached(
+        "DELETE FROM chunks WHERE topic_id = ?1 AND partition_id = ?2 AND base_offset >= ?3 AND base_offset <= ?4",
+    )
+    .and_then(|mut s| s.execute(params![id.as_slice(), r.partition, first, last]))
+    .map_err(map_err)?;
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO chunks (topic_id, partition_id, base_offset, last_offset, object_key, object_size, \
+                 byte_offset, byte_len, max_timestamp_ms, running_max_timestamp_ms, format, footer_len) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(map_err)?;
+        for (e, running) in r.entries.iter().zip(running_maxima(r, before)) {
+            insert
+                .execute(params![
+                    id.as_slice(),
+                    r.partition,
+                    to_i64(e.base_offset, "base offset")?,
+                    to_i64(e.last_offset, "last offset")?,
+                    r.object_key,
+                    to_i64(r.object_size, "object size")?,
+                    to_i64(e.byte_offset, "byte offset")?,
+                    to_i64(e.byte_len, "byte length")?,
+                    e.max_timestamp_ms,
+                    running,
+                    r.format.code(),
+                    to_i64(r.footer_len, "footer length")?,
+                ])
+                .map_err(map_err)?;
+        }
+    }
+    commit(tx)?;
+    Ok(ReplaceOutcome::Replaced)
+}
+
+fn advance_log_start_tx(
+    conn: &mut Connection,
+    topic: TopicId,
+    partition: PartitionId,
+    new_start: Offset,
+) -> Result<Offset> {
+    let tx = immediate(conn)?;
+    let b = bounds(&tx, topic, partition)?;
+    if new_start > b.next {
+        return Err(MetaError::Invalid(format!(
+            "topic {topic} partition {partition}: log start {new_start} past the high watermark {}",
+            b.next
+        )));
+    }
+    if new_start <= b.log_start {
+        return Ok(b.log_start);
+    }
+    let id = topic.to_bytes();
+    let start = to_i64(new_start, "log start offset")?;
+    tx.prepare_cached("UPDATE partitions SET log_start_offset = ?3 WHERE topic_id = ?1 AND partition_id = ?2")
+        .and_then(|mut s| s.execute(params![id.as_slice(), partition, start]))
+        .map_err(map_err)?;
+    tx.prepare_cached("DELETE FROM chunks WHERE topic_id = ?1 AND partition_id = ?2 AND last_offset < ?3")
+        .and_then(|mut s| s.execute(params![id.as_slice(), partition, start]))
+        .map_err(map_err)?;
+    commit(tx)?;
+    Ok(new_start)
+}
+
+fn unreferenced_objects_tx(conn: &mut Connection, keys: &[String]) -> Result<Vec<String>> {
+    let tx = deferred(conn)?;
+    let mut probe = tx
+        .prepare_cached("SELECT 1 FROM chunks WHERE object_key = ?1 LIMIT 1")
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    for key in keys {
+        if !probe.exists(params![key]).map_err(map_err)? {
+            out.push(key.clone());
+        }
+    }
+    Ok(out)
+}
+
 fn partition_states_tx(conn: &mut Connection, topic: TopicId) -> Result<Vec<PartitionState>> {
     let tx = deferred(conn)?;
     let count = partition_count(&tx, topic)?.ok_or_else(|| MetaError::UnknownTopic(topic.to_string()))?;
@@ -1289,6 +1452,39 @@ impl Metadata for SqliteMetadata {
         validate_lease(name, holder, None)?;
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.run("release_lease", move |conn| release_lease_tx(conn, &name, &holder))
+            .await
+    }
+
+    async fn list_chunks(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        from: Offset,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>> {
+        self.run("list_chunks", move |conn| {
+            list_chunks_tx(conn, topic, partition, from, limit)
+        })
+        .await
+    }
+
+    async fn replace_chunks(&self, replacement: ChunkReplacement) -> Result<ReplaceOutcome> {
+        validate_replacement(&replacement)?;
+        let outcome = self
+            .run("replace_chunks", move |conn| replace_chunks_tx(conn, &replacement))
+            .await?;
+        Ok(outcome)
+    }
+
+    async fn advance_log_start(&self, topic: TopicId, partition: PartitionId, new_start: Offset) -> Result<Offset> {
+        self.run("advance_log_start", move |conn| {
+            advance_log_start_tx(conn, topic, partition, new_start)
+        })
+        .await
+    }
+
+    async fn unreferenced_objects(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        self.run("unreferenced_objects", move |conn| unreferenced_objects_tx(conn, &keys))
             .await
     }
 }

@@ -238,6 +238,39 @@ impl Metadata for RemoteMetadata {
         })
         .await
     }
+
+    async fn list_chunks(
+        &self,
+        topic: TopicId,
+        partition: PartitionId,
+        from: Offset,
+        limit: usize,
+    ) -> Result<Vec<ChunkLocation>> {
+        self.call(MetaCall::ListChunks {
+            topic,
+            partition,
+            from,
+            limit,
+        })
+        .await
+    }
+
+    async fn replace_chunks(&self, replacement: ChunkReplacement) -> Result<ReplaceOutcome> {
+        self.call(MetaCall::ReplaceChunks { replacement }).await
+    }
+
+    async fn advance_log_start(&self, topic: TopicId, partition: PartitionId, new_start: Offset) -> Result<Offset> {
+        self.call(MetaCall::AdvanceLogStart {
+            topic,
+            partition,
+            new_start,
+        })
+        .await
+    }
+
+    async fn unreferenced_objects(&self, keys: Vec<String>) -> Result<Vec<String>> {
+        self.call(MetaCall::UnreferencedObjects { keys }).await
+    }
 }
 
 /// Long-polls the service's high-watermark feed and hands every change to

@@ -195,6 +195,19 @@ async fn dispatch(state: &MetaServiceState, call: MetaCall) -> Result<serde_json
         MetaCall::ListAgents => ok(m.list_agents().await?),
         MetaCall::TryAcquireLease { name, holder, ttl_ms } => ok(m.try_acquire_lease(&name, &holder, ttl_ms).await?),
         MetaCall::ReleaseLease { name, holder } => ok(m.release_lease(&name, &holder).await?),
+        MetaCall::ListChunks {
+            topic,
+            partition,
+            from,
+            limit,
+        } => ok(m.list_chunks(topic, partition, from, limit).await?),
+        MetaCall::ReplaceChunks { replacement } => ok(m.replace_chunks(replacement).await?),
+        MetaCall::AdvanceLogStart {
+            topic,
+            partition,
+            new_start,
+        } => ok(m.advance_log_start(topic, partition, new_start).await?),
+        MetaCall::UnreferencedObjects { keys } => ok(m.unreferenced_objects(keys).await?),
     }
 }
 

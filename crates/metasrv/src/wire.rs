@@ -2,7 +2,9 @@
 //! and one long-poll endpoint for high-watermark changes.
 
 use serde::{Deserialize, Serialize};
-use silt_meta::{AgentRegistration, GroupCommit, MetaError, ProducerAppend, SegmentCommit, TopicConfig};
+use silt_meta::{
+    AgentRegistration, ChunkReplacement, GroupCommit, MetaError, ProducerAppend, SegmentCommit, TopicConfig,
+};
 use silt_types::{GroupName, Offset, PartitionId, TopicId, TopicName};
 
 /// Path of the call endpoint.
@@ -82,6 +84,23 @@ pub enum MetaCall {
         name: String,
         holder: String,
     },
+    ListChunks {
+        topic: TopicId,
+        partition: PartitionId,
+        from: Offset,
+        limit: usize,
+    },
+    ReplaceChunks {
+        replacement: ChunkReplacement,
+    },
+    AdvanceLogStart {
+        topic: TopicId,
+        partition: PartitionId,
+        new_start: Offset,
+    },
+    UnreferencedObjects {
+        keys: Vec<String>,
+    },
 }
 
 impl MetaCall {
@@ -99,6 +118,9 @@ impl MetaCall {
                 | Self::CheckProducer { .. }
                 | Self::ListAgents
                 | Self::RegisterAgent { .. }
+                | Self::ListChunks { .. }
+                | Self::UnreferencedObjects { .. }
+                | Self::AdvanceLogStart { .. }
         )
     }
 
@@ -124,6 +146,10 @@ impl MetaCall {
             Self::ListAgents => "list_agents",
             Self::TryAcquireLease { .. } => "try_acquire_lease",
             Self::ReleaseLease { .. } => "release_lease",
+            Self::ListChunks { .. } => "list_chunks",
+            Self::ReplaceChunks { .. } => "replace_chunks",
+            Self::AdvanceLogStart { .. } => "advance_log_start",
+            Self::UnreferencedObjects { .. } => "unreferenced_objects",
         }
     }
 }

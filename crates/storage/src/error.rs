@@ -70,7 +70,8 @@ impl StorageError {
         }
     }
 
-    pub(crate) fn from_store(op: &'static str, key: &str, source: object_store::Error) -> Self {
+    /// Classifies an `object_store` error of operation `op` on `key`.
+    pub fn from_store(op: &'static str, key: &str, source: object_store::Error) -> Self {
         use object_store::Error as E;
         match source {
             E::NotFound { .. } => Self::NotFound(key.to_owned()),
