@@ -105,6 +105,7 @@ async fn reads_agree_across_l0_l1_and_gc() {
     let mut cc = CompactorConfig::new("test");
     cc.min_chunks = 2;
     cc.gc_grace = Duration::ZERO;
+    cc.gc_interval = Duration::ZERO;
     cc.l1 = L1Options {
         row_group_rows: 40,
         ..L1Options::default()

@@ -237,6 +237,8 @@ fn compactor_config(s: &NodeSettings, node_id: &str) -> CompactorConfig {
     c.min_chunks = s.compaction_min_chunks;
     c.min_bytes = s.compaction_min_bytes;
     c.gc_grace = Duration::from_millis(s.gc_grace_ms);
+    // List the bucket a few times per grace period, at most every 5 minutes.
+    c.gc_interval = (c.gc_grace / 3).min(Duration::from_secs(300));
     c.l1 = L1Options {
         row_group_rows: s.compaction_row_group_rows.max(1),
         row_group_bytes: s.compaction_row_group_bytes.max(1),

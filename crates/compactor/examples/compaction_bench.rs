@@ -208,6 +208,7 @@ async fn main() {
     let mut config = CompactorConfig::new("bench");
     config.min_chunks = 1;
     config.gc_grace = Duration::ZERO;
+    config.gc_interval = Duration::ZERO;
     config.max_input_bytes = 1 << 40;
     config.max_input_chunks = usize::MAX;
     let compactor = Compactor::new(

@@ -86,6 +86,9 @@ pub struct CompactorConfig {
     pub gc_grace: Duration,
     /// Whether passes collect garbage.
     pub gc: bool,
+    /// Garbage collection lists the bucket at most this often (passes in
+    /// between skip it): listing is the expensive part on a large bucket.
+    pub gc_interval: Duration,
     /// L1 file shape.
     pub l1: L1Options,
 }
@@ -103,6 +106,7 @@ impl CompactorConfig {
             lease_ttl: Duration::from_secs(300),
             gc_grace: Duration::from_secs(900),
             gc: true,
+            gc_interval: Duration::from_secs(300),
             l1: L1Options::default(),
         }
     }
@@ -158,6 +162,8 @@ pub struct Compactor {
     layout: Layout,
     /// Per partition, the offset below which everything is already L1.
     cursors: Arc<Mutex<HashMap<(TopicId, PartitionId), Offset>>>,
+    /// When this compactor last collected garbage.
+    last_gc: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 const LIST_PAGE: usize = 1000;
@@ -179,6 +185,7 @@ impl Compactor {
             metrics,
             layout: Layout,
             cursors: Arc::default(),
+            last_gc: Arc::default(),
         }
     }
 
@@ -222,10 +229,21 @@ impl Compactor {
                 }
             }
         }
-        if self.config.gc {
+        if self.config.gc && self.gc_due() {
             stats.deleted += self.collect_garbage().await?;
         }
         Ok(stats)
+    }
+
+    /// Whether `gc_interval` has passed since the last collection (and marks it started).
+    fn gc_due(&self) -> bool {
+        let mut last = self.last_gc.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < self.config.gc_interval) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     fn lease_name(topic: TopicId, partition: PartitionId) -> String {

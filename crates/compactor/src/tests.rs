@@ -24,6 +24,7 @@ fn config(node: &str) -> CompactorConfig {
     c.min_chunks = 4;
     c.min_bytes = u64::MAX;
     c.gc_grace = Duration::ZERO;
+    c.gc_interval = Duration::ZERO;
     c.l1 = L1Options {
         row_group_rows: 64,
         ..L1Options::default()
