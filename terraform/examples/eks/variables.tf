@@ -43,9 +43,9 @@ variable "database_subnet_ids" {
 }
 
 variable "database_require_tls" {
-  description = "Force TLS to RDS (rds.force_ssl=1, sslmode=require in the URL). The metadata service must support TLS to PostgreSQL; set false while it does not (see docs/deploy.md)."
+  description = "Force TLS to RDS (rds.force_ssl=1, sslmode=require in the URL). Off by default because this release of the metadata service connects to PostgreSQL without TLS (traffic stays inside the VPC's private subnets and security group); turn it on once the service supports TLS (see docs/deploy.md)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "database_url" {
