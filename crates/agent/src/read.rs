@@ -46,7 +46,7 @@ pub struct ReadResult {
     pub log_start_offset: Offset,
 }
 
-type FetchResult = Result<Bytes, Arc<StorageError>>;
+pub(crate) type FetchResult = Result<Bytes, Arc<StorageError>>;
 
 /// Concurrent fetches of one object share one GET (single flight).
 #[derive(Default)]
@@ -68,37 +68,54 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str, topic: silt_types::TopicI
         return Ok(bytes);
     }
     shared.metrics.chunk_read("tail_fetch");
+    let fetcher = shared.clone();
+    let owned_key = key.to_owned();
+    let fetch = async move {
+        let result = fetcher.store.get(&Path::from(owned_key.as_str())).await;
+        fetcher.metrics.object_get(&fetcher.topic_names.label(topic));
+        if let Ok(bytes) = &result {
+            // Cache before leaving the in-flight map, so no reader misses both.
+            fetcher.cache.insert(&owned_key, bytes.clone());
+        }
+        result.map_err(Arc::new)
+    };
+    fetch_once(shared, key.to_owned(), fetch.boxed())
+        .await
+        .map_err(|e| match &*e {
+            StorageError::NotFound(key) => AgentError::Storage(StorageError::NotFound(key.clone())),
+            other => AgentError::Internal(format!("object read failed: {other}")),
+        })
+}
+
+/// Runs `fetch` unless a fetch under the same `flight` key is already in
+/// progress, in which case this caller shares that one's result.
+pub(crate) async fn fetch_once(
+    shared: &Arc<Shared>,
+    flight: String,
+    fetch: BoxFuture<'static, FetchResult>,
+) -> FetchResult {
     let fut = {
         let mut fetches = shared.inflight.fetches.lock().expect("inflight lock poisoned");
         fetches
-            .entry(key.to_owned())
+            .entry(flight.clone())
             .or_insert_with(|| {
                 let shared = shared.clone();
-                let key = key.to_owned();
                 async move {
-                    let result = shared.store.get(&Path::from(key.as_str())).await;
-                    shared.metrics.object_get(&shared.topic_names.label(topic));
-                    if let Ok(bytes) = &result {
-                        // Cache before leaving the in-flight map, so no reader misses both.
-                        shared.cache.insert(&key, bytes.clone());
-                    }
+                    let result = fetch.await;
                     shared
                         .inflight
                         .fetches
                         .lock()
                         .expect("inflight lock poisoned")
-                        .remove(&key);
-                    result.map_err(Arc::new)
+                        .remove(&flight);
+                    result
                 }
                 .boxed()
                 .shared()
             })
             .clone()
     };
-    fut.await.map_err(|e| match &*e {
-        StorageError::NotFound(key) => AgentError::Storage(StorageError::NotFound(key.clone())),
-        other => AgentError::Internal(format!("object read failed: {other}")),
-    })
+    fut.await
 }
 
 /// Decoded footers of L1 Parquet files, by object key; bounded by count.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use object_store::path::Path;
 use silt_meta::ChunkLocation;
 use silt_storage::StorageError;
@@ -163,10 +164,41 @@ pub(crate) async fn chunk_bytes(shared: &Arc<Shared>, loc: &ChunkLocation, fresh
         }
     }
     shared.metrics.chunk_read("replay");
-    shared.metrics.object_get(&shared.topic_names.label(loc.topic));
-    let bytes = shared.replay.fetch(shared, loc).await?;
-    shared.metrics.replay_bytes(bytes.len() as u64);
-    Ok(bytes)
+    // Joins a read-ahead of the same chunk that is still in flight instead of fetching twice.
+    fetch_range_once(shared, loc).await.map_err(unshare)
+}
+
+/// One ranged GET of a chunk through the replay budget; concurrent callers
+/// (a reader and its read-ahead) share it.
+async fn fetch_range_once(shared: &Arc<Shared>, loc: &ChunkLocation) -> crate::read::FetchResult {
+    let flight = format!("{}#{}+{}", loc.object_key, loc.byte_offset, loc.byte_len);
+    let fetcher = shared.clone();
+    let loc = loc.clone();
+    let fetch = async move {
+        fetcher.metrics.object_get(&fetcher.topic_names.label(loc.topic));
+        let bytes = fetcher.replay.fetch(&fetcher, &loc).await.map_err(Arc::new)?;
+        fetcher.metrics.replay_bytes(bytes.len() as u64);
+        Ok(bytes)
+    };
+    crate::read::fetch_once(shared, flight, fetch.boxed()).await
+}
+
+/// A shared error back as an owned one (the variants callers match on survive).
+fn unshare(e: Arc<StorageError>) -> StorageError {
+    match Arc::try_unwrap(e) {
+        Ok(e) => e,
+        Err(e) => match &*e {
+            StorageError::NotFound(key) => StorageError::NotFound(key.clone()),
+            other => StorageError::Unavailable {
+                op: "get_range",
+                key: String::new(),
+                source: object_store::Error::Generic {
+                    store: "replay",
+                    source: other.to_string().into(),
+                },
+            },
+        },
+    }
 }
 
 /// Fetches the chunks after `after` (up to `count`) into the read-ahead
@@ -190,13 +222,9 @@ pub(crate) fn prefetch(shared: &Arc<Shared>, after: &ChunkLocation, high_waterma
             if shared.cache.peek(&loc.object_key).is_some() || !shared.readahead.claim(&loc) {
                 continue;
             }
-            shared.metrics.object_get(&shared.topic_names.label(loc.topic));
-            let fetched = shared.replay.fetch(&shared, &loc).await;
+            let fetched = fetch_range_once(&shared, &loc).await;
             if let Err(e) = &fetched {
                 debug!(key = %loc.object_key, error = %e, "read-ahead fetch failed; the reader will fetch itself");
-            }
-            if let Ok(bytes) = &fetched {
-                shared.metrics.replay_bytes(bytes.len() as u64);
             }
             shared.readahead.put(&loc, fetched.ok());
         }
