@@ -112,6 +112,9 @@ pub enum AgentError {
     /// The metadata service failed.
     #[error("metadata unavailable: {0}")]
     MetaUnavailable(String),
+    /// One failure of a whole segment, shared by every request it carried.
+    #[error(transparent)]
+    Shared(std::sync::Arc<AgentError>),
     /// A bug or broken invariant.
     #[error("internal error: {0}")]
     Internal(String),

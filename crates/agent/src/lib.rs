@@ -331,7 +331,7 @@ impl Agent {
                 tracing::Span::current().record("segment", tracing::field::display(segment));
                 bases
             }
-            Ok(Err(e)) => return Err(clone_error(&e)),
+            Ok(Err(e)) => return Err(AgentError::Shared(e)),
             Err(_) => return Err(AgentError::Internal("write pipeline dropped the request".into())),
         };
         shared
@@ -592,59 +592,5 @@ impl Agent {
         }
         self.shared.cache.close().await;
         info!("agent stopped");
-    }
-}
-
-/// Errors fan out to every producer of a segment; each gets its own copy.
-fn clone_error(e: &AgentError) -> AgentError {
-    match e {
-        AgentError::Invalid(m) => AgentError::Invalid(m.clone()),
-        AgentError::UnknownTopic(m) => AgentError::UnknownTopic(m.clone()),
-        AgentError::UnknownPartition { topic, partition } => AgentError::UnknownPartition {
-            topic: topic.clone(),
-            partition: *partition,
-        },
-        AgentError::TopicExists(m) => AgentError::TopicExists(m.clone()),
-        AgentError::BelowLogStart { offset, log_start } => AgentError::BelowLogStart {
-            offset: *offset,
-            log_start: *log_start,
-        },
-        AgentError::PastHighWatermark { offset, high_watermark } => AgentError::PastHighWatermark {
-            offset: *offset,
-            high_watermark: *high_watermark,
-        },
-        AgentError::Overloaded { retry_after } => AgentError::Overloaded {
-            retry_after: *retry_after,
-        },
-        AgentError::ShuttingDown => AgentError::ShuttingDown,
-        AgentError::UploadFailed(m) => AgentError::UploadFailed(m.clone()),
-        AgentError::CommitFailed(m) => AgentError::CommitFailed(m.clone()),
-        AgentError::CommitIndeterminate(m) => AgentError::CommitIndeterminate(m.clone()),
-        AgentError::Corrupt(m) => AgentError::Corrupt(m.clone()),
-        AgentError::Storage(e) => AgentError::UploadFailed(e.to_string()),
-        AgentError::MetaUnavailable(m) => AgentError::MetaUnavailable(m.clone()),
-        AgentError::Internal(m) => AgentError::Internal(m.clone()),
-        AgentError::StaleGeneration { group, current, given } => AgentError::StaleGeneration {
-            group: group.clone(),
-            current: *current,
-            given: *given,
-        },
-        AgentError::OffsetRegression {
-            topic,
-            partition,
-            committed,
-            given,
-        } => AgentError::OffsetRegression {
-            topic: topic.clone(),
-            partition: *partition,
-            committed: *committed,
-            given: *given,
-        },
-        AgentError::UnknownProducer(id) => AgentError::UnknownProducer(*id),
-        AgentError::ProducerFenced { current_epoch } => AgentError::ProducerFenced {
-            current_epoch: *current_epoch,
-        },
-        AgentError::OutOfOrderSequence { expected } => AgentError::OutOfOrderSequence { expected: *expected },
-        AgentError::CommitConflict => AgentError::CommitConflict,
     }
 }

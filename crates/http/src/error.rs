@@ -56,9 +56,16 @@ impl ApiError {
 
 impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> Self {
+        Self::from_agent(&e)
+    }
+}
+
+impl ApiError {
+    fn from_agent(e: &AgentError) -> Self {
         let message = e.to_string();
         // Exhaustive on purpose: a new error kind must choose its status here.
         match e {
+            AgentError::Shared(inner) => Self::from_agent(inner),
             AgentError::Invalid(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_request", message),
             AgentError::UnknownTopic(_) => Self::new(StatusCode::NOT_FOUND, "unknown_topic", message),
             AgentError::UnknownPartition { .. } => Self::new(StatusCode::NOT_FOUND, "unknown_partition", message),
@@ -68,7 +75,7 @@ impl From<AgentError> for ApiError {
                 Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "offset_out_of_range", message)
             }
             AgentError::Overloaded { retry_after } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry(retry_after)
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry(*retry_after)
             }
             AgentError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message).retry(Duration::from_secs(1))
