@@ -71,6 +71,11 @@ async fn object_bytes(shared: &Arc<Shared>, key: &str, topic: silt_types::TopicI
     let fetcher = shared.clone();
     let owned_key = key.to_owned();
     let fetch = async move {
+        // A fetch that just finished left the object in memory; a reader that
+        // missed the cache before that and arrives after it must not GET again.
+        if let Some(bytes) = fetcher.cache.peek(&owned_key) {
+            return Ok(bytes);
+        }
         let result = fetcher.store.get(&Path::from(owned_key.as_str())).await;
         fetcher.metrics.object_get(&fetcher.topic_names.label(topic));
         if let Ok(bytes) = &result {
