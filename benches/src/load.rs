@@ -315,6 +315,9 @@ pub struct PartitionCursor {
     pub from: u64,
     /// Stop before this offset (replays); `u64::MAX` to follow the tail.
     pub to: u64,
+    /// A replay that reaches `to` starts over here instead of ending, so it
+    /// lasts as long as the phase measured beside it.
+    pub restart_at: Option<u64>,
 }
 
 /// What consumers saw.
@@ -412,13 +415,16 @@ pub async fn run_consumers(
                     });
                     match parsed {
                         Ok((next, hwm)) => {
+                            c.from = next;
                             if !tail {
                                 record(&mut s.hist, t0.elapsed().as_micros() as u64);
-                                if next >= hwm {
-                                    break;
+                                if next >= hwm.min(c.to) {
+                                    match c.restart_at {
+                                        Some(first) => c.from = first,
+                                        None => break,
+                                    }
                                 }
                             }
-                            c.from = next;
                         }
                         Err(e) => {
                             s.errors += 1;

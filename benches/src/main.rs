@@ -138,6 +138,11 @@ struct Opts {
     /// Concurrent replay readers (partitions read at once).
     #[arg(long)]
     replay_readers: Option<usize>,
+    /// Nice value (0–19) of the replay readers' own runtime and connections:
+    /// on one box they stand in for consumers on other machines, so they
+    /// yield the CPU to the server and the tail's measurement; 0 = equals.
+    #[arg(long, default_value_t = 10)]
+    replay_client_nice: i32,
     /// Seconds of idleness over which PUTs are counted (should be zero).
     #[arg(long, default_value_t = 3.0)]
     idle_secs: f64,

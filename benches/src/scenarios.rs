@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use silt_agent::BackgroundLane;
 use silt_bench::body::now_micros;
 use silt_bench::hist::LatencySummary;
 use silt_bench::svg::BarChart;
@@ -180,6 +181,8 @@ struct PhasePlan {
     tail: Vec<PartitionCursor>,
     replay: Vec<PartitionCursor>,
     replay_readers: usize,
+    /// Nice value of the replay readers' runtime (see `--replay-client-nice`).
+    replay_nice: i32,
     /// Stop the replay when producers stop (else let it finish).
     replay_bounded: bool,
 }
@@ -193,9 +196,24 @@ async fn run_phase(http: &reqwest::Client, d: &Deployment, plan: PhasePlan) -> P
         let (http, stop, n) = (http.clone(), tail_stop.clone(), plan.tail.len());
         tokio::spawn(async move { load::run_consumers(&http, plan.tail, n, true, measure_from, stop).await })
     });
+    // Replay readers get a runtime and connections of their own, at a lower
+    // priority: on one machine they stand in for consumers elsewhere.
+    let replay_lane = (!plan.replay.is_empty())
+        .then(|| match BackgroundLane::start(2, plan.replay_nice) {
+            Ok(lane) => Some(lane),
+            Err(e) => {
+                say!("cannot start the replay readers' runtime ({e}); they share the tail's");
+                None
+            }
+        })
+        .flatten();
     let replay = (!plan.replay.is_empty()).then(|| {
-        let (http, stop, n) = (http.clone(), replay_stop.clone(), plan.replay_readers);
-        tokio::spawn(async move { load::run_consumers(&http, plan.replay, n, false, 0, stop).await })
+        let (stop, n) = (replay_stop.clone(), plan.replay_readers);
+        let readers = async move { load::run_consumers(&load::http(), plan.replay, n, false, 0, stop).await };
+        match &replay_lane {
+            Some(lane) => lane.handle().spawn(readers),
+            None => tokio::spawn(readers),
+        }
     });
     let produce = match &plan.produce {
         Some(spec) => Some(load::run_producers(http, spec, plan.duration).await.report()),
@@ -222,6 +240,7 @@ async fn run_phase(http: &reqwest::Client, d: &Deployment, plan: PhasePlan) -> P
         Some(t) => t.await.ok(),
         None => None,
     };
+    drop(replay_lane);
     let after = load::scrape(http, &d.agent_urls).await;
     Phase {
         produce,
@@ -265,16 +284,19 @@ async fn tail_cursors(
                 partition: p as u32,
                 from: hwm,
                 to: u64::MAX,
+                restart_at: None,
             });
         }
     }
     Ok(out)
 }
 
+/// Cursors over every partition's history; `repeat` starts each over at its end.
 async fn replay_cursors(
     http: &reqwest::Client,
     d: &Deployment,
     topics: &[String],
+    repeat: bool,
 ) -> Result<Vec<PartitionCursor>, String> {
     let mut out = Vec::new();
     for topic in topics {
@@ -286,6 +308,7 @@ async fn replay_cursors(
                 partition: p as u32,
                 from: 0,
                 to: hwm,
+                restart_at: repeat.then_some(0),
             });
         }
     }
@@ -328,6 +351,7 @@ async fn preload(
             tail: Vec::new(),
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )
@@ -419,7 +443,7 @@ pub async fn produce(o: Opts, kind: Kind, charts: Option<&Path>) -> Result<Value
         )
         .await?;
         report["preload"] = p.json();
-        replay = replay_cursors(&http, &d, &old).await?;
+        replay = replay_cursors(&http, &d, &old, false).await?;
     }
     let defaults = match kind {
         Kind::Produce => (500, 64, 0.0),
@@ -435,6 +459,7 @@ pub async fn produce(o: Opts, kind: Kind, charts: Option<&Path>) -> Result<Value
         },
         replay,
         replay_readers: o.replay_readers.unwrap_or(8),
+        replay_nice: o.replay_client_nice,
         replay_bounded: kind == Kind::Mixed,
     };
     let phase = run_phase(&http, &d, plan).await;
@@ -507,6 +532,7 @@ pub async fn omb(o: Opts, charts: Option<&Path>) -> Result<Value, String> {
             tail: Vec::new(),
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )
@@ -526,6 +552,7 @@ pub async fn omb(o: Opts, charts: Option<&Path>) -> Result<Value, String> {
             tail: tail_cursors(&http, &d, &topics, 1000).await?,
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )
@@ -603,6 +630,7 @@ pub async fn many_topics(o: Opts, charts: Option<&Path>) -> Result<Value, String
             tail: tail_cursors(&http, &d, &topics, 50).await?,
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )
@@ -670,6 +698,7 @@ pub async fn s3_latency(o: Opts, charts: Option<&Path>) -> Result<Value, String>
                 tail: Vec::new(),
                 replay: Vec::new(),
                 replay_readers: 0,
+                replay_nice: 0,
                 replay_bounded: true,
             },
         )
@@ -728,8 +757,14 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
     // Old data must not sit in the agent's cache, or the replay never
     // reaches the object store: a small memory tier and no disk tier, unless
     // the caller chose otherwise.
-    for (flag, value) in [("--cache-memory-bytes", "67108864"), ("--cache-disk-bytes", "0")] {
-        if !f.extra.iter().any(|a| a.starts_with(flag)) {
+    // Compaction off: both phases must see the same background work (it
+    // would start on the preloaded history part-way through the run).
+    for (flag, value) in [
+        ("--cache-memory-bytes", "67108864"),
+        ("--cache-disk-bytes", "0"),
+        ("--compaction", "false"),
+    ] {
+        if !f.extra.iter().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
             f.extra.push(format!("{flag}={value}"));
         }
     }
@@ -743,6 +778,32 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
     let pre = preload(&http, &d, &o, &old, partitions, 512).await?;
     let duration = Duration::from_secs_f64(o.duration_secs.unwrap_or(15.0));
     let live_spec = spec(&o, &d, &live, partitions, (20, 64, 2000.0));
+    // A file store leaves the preload as dirty pages; their writeback would
+    // stall the catalog's fsyncs in whichever phase it happened to hit.
+    match std::process::Command::new("sync").status() {
+        Ok(status) if status.success() => {}
+        other => say!("isolation: sync after the preload failed ({other:?}); phases may see its writeback"),
+    }
+    // Unmeasured warm-up: the preload's last uploads and commits must not
+    // land in the first phase.
+    let warmup = run_phase(
+        &http,
+        &d,
+        PhasePlan {
+            produce: Some(live_spec.clone()),
+            duration: Duration::from_secs(3),
+            tail: Vec::new(),
+            replay: Vec::new(),
+            replay_readers: 0,
+            replay_nice: 0,
+            replay_bounded: true,
+        },
+    )
+    .await;
+    say!(
+        "isolation: warm-up done (commit p99 {:.1} ms)",
+        warmup.server.commit_p99_s * 1e3
+    );
     let quiet = run_phase(
         &http,
         &d,
@@ -752,6 +813,7 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
             tail: tail_cursors(&http, &d, &live, 256).await?,
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )
@@ -764,8 +826,9 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
             produce: Some(live_spec),
             duration,
             tail: tail_cursors(&http, &d, &live, 256).await?,
-            replay: replay_cursors(&http, &d, &old).await?,
+            replay: replay_cursors(&http, &d, &old, true).await?,
             replay_readers: o.replay_readers.unwrap_or(8),
+            replay_nice: o.replay_client_nice,
             replay_bounded: true,
         },
     )
@@ -853,6 +916,7 @@ pub async fn meta_commits(o: Opts, charts: Option<&Path>) -> Result<Value, Strin
             tail: Vec::new(),
             replay: Vec::new(),
             replay_readers: 0,
+            replay_nice: 0,
             replay_bounded: true,
         },
     )

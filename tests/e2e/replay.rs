@@ -68,3 +68,77 @@ async fn old_data_replays_through_ranged_gets_without_touching_the_cache() {
         .await;
     assert!(ranged > 0.0);
 }
+
+/// Name and nice value of every thread of a process, from `/proc`.
+#[cfg(target_os = "linux")]
+fn threads(pid: i32) -> Vec<(i32, String, i64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir") {
+        let path = entry.expect("task entry").path();
+        let tid: i32 = path
+            .file_name()
+            .and_then(|n| n.to_str()?.parse().ok())
+            .expect("task dirs are thread ids");
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after "(comm)": state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').expect("stat has a comm") + 1..];
+        let nice = rest.split_whitespace().nth(16).expect("nice field");
+        out.push((tid, comm.trim().to_owned(), nice.parse().expect("nice is a number")));
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_run_on_background_threads_at_the_configured_nice_value() {
+    let dir = TempDir::new("lane");
+    let silt = Silt::start(
+        dir.path(),
+        &[
+            "--flush-interval-ms",
+            "5",
+            "--replay-lag-records",
+            "10",
+            "--background-threads",
+            "2",
+            "--background-nice",
+            "12",
+        ],
+    )
+    .await;
+    let client = Client::new(&silt);
+    client.create_topic("lane", 1).await;
+    for batch in 0..5 {
+        let records: Vec<_> = (0..20).map(|i| json!({"value": format!("{batch}-{i}")})).collect();
+        let r = client
+            .produce("lane", json!({"records": records}))
+            .await
+            .expect("produce");
+        assert_eq!(r.status, 200);
+    }
+    // A replay (100 behind) runs on the lane, then the threads are inspected.
+    let r = client.read("lane", 0, "offset=0&max_records=50").await.expect("read");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["records"].as_array().expect("records").len(), 50);
+
+    let all = threads(silt.pid());
+    let main_nice = all
+        .iter()
+        .find(|(tid, _, _)| *tid == silt.pid())
+        .expect("the main thread")
+        .2;
+    let lane = all.iter().filter(|(_, name, _)| name == "silt-background").count();
+    assert!(lane >= 2, "two lane workers expected: {all:?}");
+    for (_, name, nice) in &all {
+        if name == "silt-background" {
+            assert_eq!(*nice, main_nice.max(12), "lane thread at nice {nice}: {all:?}");
+        } else {
+            assert_eq!(*nice, main_nice, "thread {name} left the main priority: {all:?}");
+        }
+    }
+}

@@ -17,6 +17,7 @@
 mod config;
 mod error;
 mod hwm;
+pub mod lane;
 mod locations;
 mod metrics;
 pub mod partitioner;
@@ -32,6 +33,7 @@ use std::time::Duration;
 pub use config::AgentConfig;
 pub use error::AgentError;
 pub use hwm::HwmWatch;
+pub use lane::BackgroundLane;
 pub use metrics::{AgentMetrics, Prices};
 pub use read::{ReadRequest, ReadResult};
 
@@ -97,6 +99,20 @@ pub struct AgentParts {
     pub ids: Arc<dyn IdGen>,
     /// Metrics sink.
     pub metrics: AgentMetrics,
+    /// Where replay reads run; `None` runs them on the caller's runtime
+    /// through `store` (tests, tools).
+    pub replay_lane: Option<ReplayLane>,
+}
+
+/// Where replay reads run: a [`BackgroundLane`]'s runtime, and a store with
+/// connections of its own — a pooled connection's I/O is driven by the
+/// runtime that opened it, so the tail must not share the lane's.
+#[derive(Debug, Clone)]
+pub struct ReplayLane {
+    /// The lane's runtime.
+    pub runtime: tokio::runtime::Handle,
+    /// The same object store as [`AgentParts::store`], on its own connections.
+    pub store: SegmentStore,
 }
 
 /// State shared by the agent's handle and its background tasks.
@@ -104,6 +120,8 @@ pub(crate) struct Shared {
     config: AgentConfig,
     meta: Arc<dyn Metadata>,
     store: SegmentStore,
+    replay_store: SegmentStore,
+    replay_runtime: Option<tokio::runtime::Handle>,
     cache: SegmentCache,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGen>,
@@ -152,6 +170,11 @@ impl Agent {
             topics: topics::TopicCache::new(config.topic_cache_ttl),
             config,
             meta: parts.meta,
+            replay_store: parts
+                .replay_lane
+                .as_ref()
+                .map_or_else(|| parts.store.clone(), |l| l.store.clone()),
+            replay_runtime: parts.replay_lane.map(|l| l.runtime),
             store: parts.store,
             cache: parts.cache,
             clock: parts.clock,
@@ -347,8 +370,20 @@ impl Agent {
     }
 
     /// Reads records of one partition, long-polling at the high watermark.
-    #[tracing::instrument(name = "read", skip_all, fields(topic = %topic, partition = req.partition, offset = req.offset))]
     pub async fn read(&self, topic: &TopicName, req: ReadRequest) -> Result<ReadResult, AgentError> {
+        self.read_map(topic, req, |result| result).await
+    }
+
+    /// Reads like [`Agent::read`] and turns the result into `T` with
+    /// `finish` (the HTTP layer's encoding). A replay — a read further than
+    /// `replay_lag_records` behind the high watermark — does both on the
+    /// replay lane, so its decoding and encoding yield the CPU to the tail.
+    #[tracing::instrument(name = "read", skip_all, fields(topic = %topic, partition = req.partition, offset = req.offset))]
+    pub async fn read_map<T, F>(&self, topic: &TopicName, req: ReadRequest, finish: F) -> Result<T, AgentError>
+    where
+        T: Send + 'static,
+        F: FnOnce(ReadResult) -> T + Send + 'static,
+    {
         let shared = &self.shared;
         let info = shared.topics.get(shared.meta.as_ref(), topic).await?;
         shared.topic_names.learn(info.id, topic.as_str());
@@ -390,36 +425,54 @@ impl Agent {
                 }
                 let state = shared.meta.partition_state(info.id, req.partition).await?;
                 if req.offset < state.high_watermark {
-                    return self.finish_read(&info, &req, state).await;
+                    return self.finish_read(info, req, state, finish).await;
                 }
-                return Ok(ReadResult {
+                return Ok(finish(ReadResult {
                     records: Vec::new(),
                     next_offset: req.offset,
                     high_watermark: state.high_watermark,
                     log_start_offset: state.log_start_offset,
-                });
+                }));
             }
-            return self.finish_read(&info, &req, state).await;
+            return self.finish_read(info, req, state, finish).await;
         }
     }
 
-    async fn finish_read(
+    async fn finish_read<T, F>(
         &self,
-        info: &TopicInfo,
-        req: &ReadRequest,
+        info: Arc<TopicInfo>,
+        req: ReadRequest,
         state: PartitionState,
-    ) -> Result<ReadResult, AgentError> {
-        let (records, next_offset) = read::collect(&self.shared, info.id, req, state.high_watermark).await?;
-        let bytes: usize = records.iter().map(read::record_size).sum();
-        self.shared
-            .metrics
-            .consumed(info.name.as_str(), records.len() as u64, bytes as u64);
-        Ok(ReadResult {
-            records,
-            next_offset,
-            high_watermark: state.high_watermark,
-            log_start_offset: state.log_start_offset,
-        })
+        finish: F,
+    ) -> Result<T, AgentError>
+    where
+        T: Send + 'static,
+        F: FnOnce(ReadResult) -> T + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let replay = read::is_replay(&shared.config, state.high_watermark, req.offset);
+        let work = async move {
+            let (records, next_offset) = read::collect(&shared, info.id, &req, state.high_watermark).await?;
+            let bytes: usize = records.iter().map(read::record_size).sum();
+            shared
+                .metrics
+                .consumed(info.name.as_str(), records.len() as u64, bytes as u64);
+            Ok(finish(ReadResult {
+                records,
+                next_offset,
+                high_watermark: state.high_watermark,
+                log_start_offset: state.log_start_offset,
+            }))
+        };
+        match &self.shared.replay_runtime {
+            Some(lane) if replay => {
+                let task = lane::LaneTask(lane.spawn(tracing::Instrument::in_current_span(work)));
+                task.join()
+                    .await
+                    .map_err(|e| AgentError::Internal(format!("replay read task failed: {e}")))?
+            }
+            _ => work.await,
+        }
     }
 
     /// The first offset whose timestamp is `>= timestamp_ms`, or the high

@@ -201,7 +201,7 @@ async fn l1_footer(shared: &Arc<Shared>, loc: &ChunkLocation, fresh: bool) -> Re
         )));
     }
     let tail = shared
-        .store
+        .replay_store
         .get_range(
             &Path::from(loc.object_key.as_str()),
             loc.object_size - loc.footer_len..loc.object_size,
@@ -357,6 +357,11 @@ pub(crate) async fn locate(
     Ok(Some(Arc::new(loc)))
 }
 
+/// Whether a read from `offset` is far enough behind to take the replay path.
+pub(crate) fn is_replay(config: &crate::AgentConfig, high_watermark: Offset, offset: Offset) -> bool {
+    high_watermark.saturating_sub(offset) > config.replay_lag_records
+}
+
 /// Collects records `[offset, high_watermark)` within the request's limits.
 pub(crate) async fn collect(
     shared: &Arc<Shared>,
@@ -368,7 +373,7 @@ pub(crate) async fn collect(
     let mut bytes = 0usize;
     let mut next = req.offset;
     let mut retried_gone = false;
-    let path = if high_watermark.saturating_sub(req.offset) > shared.config.replay_lag_records {
+    let path = if is_replay(&shared.config, high_watermark, req.offset) {
         ReadPath::Replay
     } else {
         ReadPath::Tail

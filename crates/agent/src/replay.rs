@@ -71,7 +71,7 @@ impl ReplayBudget {
         let _permit = self.permits.acquire().await.expect("replay semaphore never closes");
         self.throttle(loc.byte_len).await;
         shared
-            .store
+            .replay_store
             .get_range(
                 &Path::from(loc.object_key.as_str()),
                 loc.byte_offset..loc.byte_offset + loc.byte_len,
@@ -207,9 +207,13 @@ pub(crate) fn prefetch(shared: &Arc<Shared>, after: &ChunkLocation, high_waterma
     if count == 0 {
         return;
     }
-    let shared = shared.clone();
     let (topic, partition, mut next) = (after.topic, after.partition, after.last_offset + 1);
-    tokio::spawn(async move {
+    let runtime = shared
+        .replay_runtime
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
+    let shared = shared.clone();
+    runtime.spawn(async move {
         for _ in 0..count {
             if next >= high_watermark || shared.stopping.is_cancelled() {
                 return;

@@ -37,6 +37,7 @@ async fn agent(meta: Arc<dyn Metadata>, store: Arc<dyn object_store::ObjectStore
             clock,
             ids,
             metrics,
+            replay_lane: None,
         },
     )
 }

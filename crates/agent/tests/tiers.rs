@@ -23,6 +23,7 @@ async fn agent(meta: Arc<dyn Metadata>, store: SegmentStore, config: AgentConfig
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
         metrics: AgentMetrics::new(&mut Registry::default(), silt_agent::Prices::default()),
+        replay_lane: None,
     };
     Agent::start(config, parts)
 }

@@ -124,6 +124,10 @@ settings! { NodeArgs, NodeFile, NodeSettings, "`silt serve` and `silt agent`";
     replay_bytes_per_sec: u64 = 0, env = "SILT_REPLAY_BYTES_PER_SEC";
     /// Chunks a replay fetches ahead of its reader [default: 4].
     readahead_chunks: usize = 4, env = "SILT_READAHEAD_CHUNKS";
+    /// Threads of the background lane that runs replay reads and compaction; 0 = half the cores, at least one [default: 0].
+    background_threads: usize = 0, env = "SILT_BACKGROUND_THREADS";
+    /// Nice value (0–19) of the background lane's threads, so replays and compaction yield the CPU to the tail; 0 = equal priority [default: 10].
+    background_nice: i32 = 10, env = "SILT_BACKGROUND_NICE";
     /// Price of 1,000 object-store PUTs in dollars, for the per-topic cost estimate [default: 0.005].
     price_put_per_1000: f64 = 0.005, env = "SILT_PRICE_PUT_PER_1000";
     /// Price of 1,000 object-store GETs in dollars [default: 0.0004].

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use silt_agent::{Agent, AgentConfig, AgentMetrics, AgentParts, Prices};
+use silt_agent::{Agent, AgentConfig, AgentMetrics, AgentParts, BackgroundLane, Prices, ReplayLane};
 use silt_cache::{CacheConfig, SegmentCache};
 use silt_compactor::{Compactor, CompactorConfig, CompactorMetrics, L1Options};
 use silt_http::{ApiLimits, AppState, HttpMetrics, ServerConfig};
@@ -86,16 +86,40 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
         }
     };
 
-    let mut store = build_object_store(&ObjectStoreConfig::new(store_url.clone()))
-        .map_err(|e| startup("object store")(e.to_string()))?;
-    if !s.inject_faults.is_empty() {
-        let plan: FaultPlan = s
+    let faults: Option<FaultPlan> = if s.inject_faults.is_empty() {
+        None
+    } else {
+        let plan = s
             .inject_faults
             .parse()
             .map_err(|e| CliError::Config(format!("inject_faults: {e}")))?;
         warn!(?plan, "INJECTING OBJECT STORE FAULTS (testing only)");
-        store = Arc::new(FaultyStore::new(store, plan));
-    }
+        Some(plan)
+    };
+    // Two clients of one store: the tail's, and the background lane's (a
+    // pooled connection is driven by the runtime that opened it, so the lane
+    // gets connections of its own).
+    let open_store = || {
+        let mut store = build_object_store(&ObjectStoreConfig::new(store_url.clone()))
+            .map_err(|e| startup("object store")(e.to_string()))?;
+        if let Some(plan) = &faults {
+            store = Arc::new(FaultyStore::new(store, plan.clone()));
+        }
+        Ok::<_, CliError>(store)
+    };
+    let store = open_store()?;
+    let background_store = open_store()?;
+    let lane_threads = match s.background_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+        n => n,
+    };
+    let lane = BackgroundLane::start(lane_threads, s.background_nice)
+        .map_err(|e| startup("background lane")(e.to_string()))?;
+    info!(
+        threads = lane_threads,
+        nice = s.background_nice,
+        "background lane for replays and compaction started"
+    );
     let cache = SegmentCache::open(&CacheConfig {
         dir: Some(cache_dir),
         memory_bytes: s.cache_memory_bytes,
@@ -117,7 +141,8 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
     let storage_metrics = StorageMetrics::new(&mut registry);
     let http_metrics = HttpMetrics::new(&mut registry);
     let compactor_metrics = CompactorMetrics::new(&mut registry);
-    let segment_store = SegmentStore::new(store).with_metrics(storage_metrics);
+    let segment_store = SegmentStore::new(store).with_metrics(storage_metrics.clone());
+    let background_store = SegmentStore::new(background_store).with_metrics(storage_metrics);
     let agent = Agent::start(
         agent_config(&s, compression),
         AgentParts {
@@ -127,6 +152,10 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
             clock: clock.clone(),
             ids,
             metrics: agent_metrics,
+            replay_lane: Some(ReplayLane {
+                runtime: lane.handle().clone(),
+                store: background_store.clone(),
+            }),
         },
     );
     let state = AppState {
@@ -180,12 +209,13 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
     if s.compaction {
         let compactor = Compactor::new(
             meta.clone(),
-            segment_store,
+            background_store,
             clock,
             compactor_config(&s, &registration.node_id),
             compactor_metrics,
         );
-        background.push(tokio::spawn(compactor.run(shutdown.clone())));
+        // Parquet encoding is CPU work the tail must not wait behind.
+        background.push(lane.handle().spawn(compactor.run(shutdown.clone())));
     }
     background.push(tokio::spawn(keep_registered(meta, registration, shutdown.clone())));
 
@@ -210,6 +240,7 @@ pub async fn run(role: Role, args: NodeArgs) -> Result<(), CliError> {
         task.abort();
     }
     signals.abort();
+    drop(lane);
     info!("shutdown complete");
     Ok(())
 }

@@ -461,8 +461,17 @@ async fn read_records(
         };
         return stream_records(state.agent.clone(), params).await;
     }
-    let result = state.agent.read(&name, req).await?;
-    Ok(axum::Json(read_response(result, encoding)?).into_response())
+    // Encoded inside the read: a replay's JSON is written on the replay lane.
+    let body = state
+        .agent
+        .read_map(&name, req, move |result| {
+            let body = read_response(result, encoding)?;
+            serde_json::to_vec(&body)
+                .map(Bytes::from)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+        })
+        .await??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Turns a read result into the contract's JSON body.

@@ -70,9 +70,11 @@ pub(crate) async fn stream_records(agent: Agent, params: StreamParams) -> Result
     let mut req = first;
     let wait = PING_EVERY.min(req.wait.max(Duration::from_millis(1)));
     req.wait = Duration::ZERO;
-    let result = agent.read(&topic, req.clone()).await?;
-    let first_chunk = encode(format, &result_json(result.clone(), encoding)?)?;
-    req.offset = result.next_offset;
+    let (next_offset, first_chunk) = agent
+        .read_map(&topic, req.clone(), move |r| encode_result(format, r, encoding))
+        .await?;
+    let first_chunk = first_chunk?;
+    req.offset = next_offset;
 
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let stopping = agent.stopping().clone();
@@ -85,20 +87,17 @@ pub(crate) async fn stream_records(agent: Agent, params: StreamParams) -> Result
         loop {
             let read = ReadRequest { wait, ..req.clone() };
             let outcome = tokio::select! {
-                r = agent.read(&topic, read) => r,
+                r = agent.read_map(&topic, read, move |r| encode_result(format, r, encoding)) => r,
                 () = tx.closed() => return,
                 () = stopping.cancelled() => return,
             };
-            let chunk = match outcome.map_err(ApiError::from).and_then(|r| {
-                req.offset = r.next_offset;
-                result_json(r, encoding)
+            let chunk = match outcome.map_err(ApiError::from).and_then(|(next_offset, encoded)| {
+                req.offset = next_offset;
+                encoded
             }) {
-                Ok(body) => match encode(format, &body) {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) if format == StreamFormat::Sse => Bytes::from_static(b": ping\n\n"),
-                    Ok(None) => continue,
-                    Err(e) => error_chunk(format, &e),
-                },
+                Ok(Some(chunk)) => chunk,
+                Ok(None) if format == StreamFormat::Sse => Bytes::from_static(b": ping\n\n"),
+                Ok(None) => continue,
                 Err(e) => {
                     let _ = tx.send(error_chunk(format, &e)).await;
                     return;
@@ -128,8 +127,16 @@ pub(crate) async fn stream_records(agent: Agent, params: StreamParams) -> Result
         .into_response())
 }
 
-fn result_json(result: silt_agent::ReadResult, encoding: Encoding) -> Result<ReadResponse, ApiError> {
-    crate::api::read_response(result, encoding)
+/// A read's next offset and its encoded batch; runs where the read ran (on
+/// the replay lane for a replay), so encoding a replay never takes the tail's CPU.
+fn encode_result(
+    format: StreamFormat,
+    result: silt_agent::ReadResult,
+    encoding: Encoding,
+) -> (u64, Result<Option<Bytes>, ApiError>) {
+    let next_offset = result.next_offset;
+    let encoded = crate::api::read_response(result, encoding).and_then(|body| encode(format, &body));
+    (next_offset, encoded)
 }
 
 /// Encodes one batch; `None` for an empty batch (nothing to send).
