@@ -769,7 +769,6 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
         }
     }
     let d = deploy(&o, &f).await?;
-    let base = baseline(&o, &d).await;
     let partitions = o.partitions.unwrap_or(8);
     let live = topic_names("live", 1);
     let old = topic_names("history", 1);
@@ -834,6 +833,8 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
     )
     .await;
     busy.print("isolation: tail load + replay of history");
+    // Last, so its gigabytes of PUTs and deletes cannot disturb the phases.
+    let base = baseline(&o, &d).await;
     let q = quiet.tail.as_ref().map(|t| t.latency).unwrap_or_default();
     let b = busy.tail.as_ref().map(|t| t.latency).unwrap_or_default();
     let replay_mib = busy.replay.as_ref().map_or(0.0, |r| r.mib_per_sec);
@@ -855,9 +856,15 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
         pct(ratio(replay_store_mib, get))
     );
     let mem = rss_json(&d);
+    // Charts of a run on local files do not overwrite those of a run on moto.
+    let chart_tag = if o.url.is_none() && matches!(o.s3, crate::server::S3Kind::None) {
+        "-file"
+    } else {
+        ""
+    };
     write_chart(
         charts,
-        "isolation-tail-latency",
+        &format!("isolation{chart_tag}-tail-latency"),
         &latency_chart(
             "isolation: produce→consume latency of the tail",
             vec![("tail alone".into(), q), ("tail + replay".into(), b)],
@@ -866,7 +873,7 @@ pub async fn isolation(o: Opts, charts: Option<&Path>) -> Result<Value, String> 
     if let Some(x) = &base {
         write_chart(
             charts,
-            "isolation-replay",
+            &format!("isolation{chart_tag}-replay"),
             &BarChart {
                 title: "isolation: replay throughput vs raw ranged GET (1 MiB)".into(),
                 unit: "MiB/s".into(),
