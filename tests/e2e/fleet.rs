@@ -73,6 +73,32 @@ async fn components() -> Result<(String, MotoServer), silt_testkit::Unavailable>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_service_reaches_postgresql_over_verified_tls() {
+    let (pg, ca) = require!(PostgresServer::start_new_tls().await);
+    let moto = require!(MotoServer::start().await);
+    // The cluster admits this role over TLS only, so a ready fleet proves TLS.
+    pg.execute("CREATE ROLE silt_tls LOGIN SUPERUSER")
+        .await
+        .expect("create role");
+    let port = pg.port().expect("a local cluster");
+    let url = format!(
+        "postgres://silt_tls@127.0.0.1:{port}/postgres?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    );
+    let fleet = Fleet::start(url, moto, 1).await;
+    let client = fleet.client(0);
+    client.create_topic("tls", 1).await;
+    let r = client
+        .produce("tls", json!({"records": [{"value": "over tls"}]}))
+        .await
+        .expect("produce");
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let records = client.read_all("tls", 0, "utf8").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["value"], "over tls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_assigns_contiguous_offsets_and_wakes_consumers_on_other_agents() {
     let (url, moto) = require!(components().await);
     let fleet = Fleet::start(url, moto, 3).await;

@@ -13,11 +13,12 @@
 //! - [`conformance`], the suite every backend must pass unchanged (one
 //!   line, [`metadata_conformance_tests!`], turns it into tests).
 //!
-//! May depend on `silt-types` and database drivers; never on storage,
-//! caching or HTTP.
+//! May depend on `silt-types`, database drivers and rustls (TLS to
+//! PostgreSQL); never on storage, caching or HTTP.
 
 mod error;
 mod model;
+mod pgtls;
 mod postgres;
 mod rules;
 mod sqlite;

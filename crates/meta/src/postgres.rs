@@ -19,7 +19,8 @@
 //! Connections come from a small pool written here (a semaphore bounds
 //! them); the schema is migrated at start-up in numbered steps, each in a
 //! transaction under `pg_advisory_xact_lock`, recorded in
-//! `silt_schema_migrations`. TLS is not supported yet (NoTls).
+//! `silt_schema_migrations`. TLS is rustls with the server always verified
+//! (`pgtls`): `sslmode` as in libpq, `sslrootcert` for a private CA.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -158,6 +159,8 @@ const MIGRATIONS: &[&str] = &[
 /// A bounded pool of connections; idle ones are reused, broken ones dropped.
 struct Pool {
     config: tokio_postgres::Config,
+    /// `None` when the URL says `sslmode=disable`.
+    tls: Option<crate::pgtls::MakeRustlsConnect>,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
 }
@@ -228,17 +231,39 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Client> {
-        let (client, connection) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| MetaError::Unavailable(format!("connect to PostgreSQL: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "PostgreSQL connection ended");
+        let failed = |e: tokio_postgres::Error| {
+            let e = describe(&e);
+            // A certificate the roots do not vouch for is the usual TLS failure: say what to do.
+            let hint = if e.contains("UnknownIssuer") {
+                " (the server's certificate is not signed by a trusted CA: name its CA bundle with sslrootcert=<PEM file> in the URL, or, on a network you trust, turn TLS off with sslmode=disable)"
+            } else {
+                ""
+            };
+            MetaError::Unavailable(format!("connect to PostgreSQL: {e}{hint}"))
+        };
+        match &self.tls {
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(failed)?;
+                tokio::spawn(drive(connection));
+                Ok(client)
             }
-        });
-        Ok(client)
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+                tokio::spawn(drive(connection));
+                Ok(client)
+            }
+        }
+    }
+}
+
+/// Runs a connection's I/O until it closes.
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::debug!(error = %e, "PostgreSQL connection ended");
     }
 }
 
@@ -285,13 +310,20 @@ impl PostgresMetadata {
     /// Fails with [`MetaError::Invalid`] for a bad URL or a database of a
     /// newer schema, and with [`MetaError::Unavailable`] if it cannot connect.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>, ids: Arc<dyn IdGen>) -> Result<Self> {
+        let (url, roots) = crate::pgtls::split_url(url)?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| MetaError::Invalid(format!("PostgreSQL URL: {e}")))?;
+        let tls = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => None,
+            _ => Some(crate::pgtls::connector(&roots)?),
+        };
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("silt-meta");
         let location = format!("{:?}/{}", config.get_hosts(), config.get_dbname().unwrap_or_default());
+        let tls_mode = config.get_ssl_mode();
         let pool = Arc::new(Pool {
+            tls,
             config,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(POOL_SIZE),
@@ -299,7 +331,7 @@ impl PostgresMetadata {
         migrate(&pool).await?;
         let (commits, queue) = mpsc::channel(COMMIT_QUEUE);
         tokio::spawn(committer(Arc::clone(&pool), queue));
-        tracing::info!(location = %location, schema_version = Self::SCHEMA_VERSION, "metadata database open");
+        tracing::info!(location = %location, schema_version = Self::SCHEMA_VERSION, tls = ?tls_mode, "metadata database open");
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -363,9 +395,25 @@ async fn migrate(pool: &Pool) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Error mapping and helpers.
 
+/// An error with its causes: tokio-postgres' own text is only "db error" or
+/// "error performing TLS handshake", the reason is in its source.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.to_string();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn map_err(e: tokio_postgres::Error) -> MetaError {
     let Some(db) = e.as_db_error() else {
-        return MetaError::Unavailable(format!("PostgreSQL: {e}"));
+        return MetaError::Unavailable(format!("PostgreSQL: {}", describe(&e)));
     };
     let code = db.code().code();
     match &code[..2] {
@@ -1570,6 +1618,57 @@ mod tests {
             Err(MetaError::Invalid(msg)) => assert!(msg.contains("newer"), "{msg}"),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn tls_connections_are_verified_and_carry_the_catalog() {
+        let (server, ca) = silt_testkit::require!(silt_testkit::PostgresServer::start_new_tls().await);
+        let port = server.port().expect("a local cluster");
+        // The cluster lets only `postgres` in without TLS; this role must use it.
+        let (admin, connection) = tokio_postgres::connect(server.admin_url(), NoTls)
+            .await
+            .expect("admin connection");
+        tokio::spawn(drive(connection));
+        admin
+            .batch_execute("CREATE ROLE silt_tls LOGIN SUPERUSER")
+            .await
+            .expect("create role");
+        let base = format!("postgres://silt_tls@127.0.0.1:{port}/postgres");
+        let open = |query: String| {
+            let url = format!("{base}?{query}");
+            async move { PostgresMetadata::connect(&url, Arc::new(ManualClock::new(0)), Arc::new(RandomIds)).await }
+        };
+        let ca_param: String = form_urlencoded::byte_serialize(ca.to_string_lossy().as_bytes()).collect();
+
+        // Verified TLS with the test CA: migrations run and the catalog works.
+        let meta = open(format!("sslmode=verify-full&sslrootcert={ca_param}"))
+            .await
+            .expect("TLS connection verified against the CA");
+        let topic = TopicName::new("over-tls").expect("name");
+        meta.create_topic(&topic, 2, TopicConfig::default())
+            .await
+            .expect("create topic over TLS");
+        assert_eq!(meta.topic(&topic).await.expect("topic").partitions, 2);
+        // The default (prefer) uses TLS too when the server offers it.
+        open(format!("sslrootcert={ca_param}"))
+            .await
+            .expect("prefer upgrades to TLS");
+
+        // The same role without TLS is refused by the server: the connections above were TLS.
+        match open("sslmode=disable".into()).await {
+            Err(MetaError::Unavailable(m)) => assert!(m.contains("pg_hba.conf"), "{m}"),
+            other => panic!("plaintext must be refused, got {other:?}"),
+        }
+        // Without the CA the certificate cannot be verified, and the error says what to do.
+        match open("sslmode=require".into()).await {
+            Err(MetaError::Unavailable(m)) => assert!(m.contains("sslrootcert"), "{m}"),
+            other => panic!("an unverifiable certificate must be refused, got {other:?}"),
+        }
+        // A certificate for another name is refused even with the right CA.
+        let wrong_name =
+            format!("postgres://silt_tls@127.0.0.2:{port}/postgres?sslmode=require&sslrootcert={ca_param}");
+        let r = PostgresMetadata::connect(&wrong_name, Arc::new(ManualClock::new(0)), Arc::new(RandomIds)).await;
+        assert!(matches!(r, Err(MetaError::Unavailable(_))), "{r:?}");
     }
 
     #[tokio::test]

@@ -37,6 +37,8 @@ struct Local {
     owned: bool,
     /// Serialises stop/start.
     lifecycle: Mutex<()>,
+    /// TLS on, with the certificate and key under `root/tls`.
+    tls: bool,
 }
 
 static SHARED: OnceCell<Result<PostgresServer>> = OnceCell::const_new();
@@ -57,7 +59,7 @@ impl PostgresServer {
                         server.wait_ready(EXTERNAL_DEADLINE).await?;
                         Ok(server)
                     }
-                    _ => Self::start_local(false).await,
+                    _ => Self::start_local(false, false).await,
                 }
             })
             .await
@@ -68,7 +70,17 @@ impl PostgresServer {
     /// A new throwaway cluster owned by the caller (stopped and removed on
     /// drop), whatever the environment says; for restart tests.
     pub async fn start_new() -> Result<PostgresServer> {
-        Self::start_local(true).await
+        Self::start_local(true, false).await
+    }
+
+    /// A new throwaway cluster that speaks TLS, owned by the caller: a fresh
+    /// CA signs a certificate for `127.0.0.1` and `localhost`. The
+    /// `postgres` role may still connect without TLS (the admin URL); every
+    /// other role must use TLS. Returns the server and the CA's PEM file.
+    pub async fn start_new_tls() -> Result<(PostgresServer, PathBuf)> {
+        let server = Self::start_local(true, true).await?;
+        let ca = server.require_local()?.root.join("tls").join("ca.pem");
+        Ok((server, ca))
     }
 
     /// URL of the `postgres` database, for administrative connections.
@@ -90,6 +102,15 @@ impl PostgresServer {
             .await
             .map_err(|e| Unavailable(format!("create database {name}: {e}")))?;
         Ok(with_database(&self.admin_url, &name))
+    }
+
+    /// Runs SQL statements as the admin user (roles, grants, settings a test needs).
+    pub async fn execute(&self, sql: &str) -> Result<()> {
+        connect(&self.admin_url)
+            .await?
+            .batch_execute(sql)
+            .await
+            .map_err(|e| Unavailable(format!("{sql}: {e}")))
     }
 
     /// Stops the cluster (fast shutdown: connections are dropped); only for clusters this process started.
@@ -134,7 +155,7 @@ impl PostgresServer {
         .await
     }
 
-    async fn start_local(owned: bool) -> Result<PostgresServer> {
+    async fn start_local(owned: bool, tls: bool) -> Result<PostgresServer> {
         let bin = find_bin_dir().ok_or_else(|| {
             Unavailable("PostgreSQL not found (no initdb on PATH or in /usr/lib/postgresql/*/bin)".into())
         })?;
@@ -148,6 +169,7 @@ impl PostgresServer {
             as_postgres_user,
             owned,
             lifecycle: Mutex::new(()),
+            tls,
         };
         if as_postgres_user {
             local.run(Command::new("chown").arg("postgres:").arg(&local.root), "chown")?;
@@ -167,6 +189,9 @@ impl PostgresServer {
             ]),
             "initdb",
         )?;
+        if tls {
+            local.make_tls_files()?;
+        }
         // A port can be taken between choosing and binding it: try a few.
         let mut last = None;
         for _ in 0..3 {
@@ -228,12 +253,20 @@ impl Local {
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=300",
             self.port,
             self.root.display()
         );
+        if self.tls {
+            let dir = self.root.join("tls");
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            ));
+        }
         let mut cmd = self.pg_command("pg_ctl");
         cmd.arg("-D")
             .arg(self.data_dir())
@@ -244,6 +277,92 @@ impl Local {
             let log = std::fs::read_to_string(self.root.join("log")).unwrap_or_default();
             Unavailable(format!("{e}; server log: {log}"))
         })
+    }
+
+    /// A CA, a server certificate it signs (for 127.0.0.1 and localhost),
+    /// and a pg_hba.conf that lets only `postgres` in without TLS.
+    fn make_tls_files(&self) -> Result<()> {
+        let dir = self.root.join("tls");
+        std::fs::create_dir_all(&dir).map_err(|e| Unavailable(format!("create {}: {e}", dir.display())))?;
+        let openssl = |args: &[&str], what: &str| {
+            let mut cmd = Command::new("openssl");
+            cmd.current_dir(&dir).args(args);
+            self.run(&mut cmd, what)
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=silt-testkit-ca",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
+            "openssl (CA)",
+        )?;
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"],
+            ]
+            .concat(),
+            "openssl (server key)",
+        )?;
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| Unavailable(format!("write server.ext: {e}")))?;
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+            "openssl (server certificate)",
+        )?;
+        // PostgreSQL refuses a key others can read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Unavailable(format!("chmod server.key: {e}")))?;
+        std::fs::write(
+            self.data_dir().join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 reject\n",
+        )
+        .map_err(|e| Unavailable(format!("write pg_hba.conf: {e}")))?;
+        if self.as_postgres_user {
+            self.run(Command::new("chown").arg("-R").arg("postgres:").arg(&dir), "chown tls")?;
+        }
+        Ok(())
     }
 
     fn pg_ctl_stop(&self, mode: &str) -> Result<()> {

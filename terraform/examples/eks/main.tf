@@ -101,4 +101,5 @@ module "k8s" {
   # database_secret_managed_elsewhere) left to an external-secrets controller or kubectl.
   manage_database_secret = !var.database_secret_managed_elsewhere
   database_url           = var.create_database ? module.aws.database_url : var.database_url
+  database_ca_pem        = var.database_ca_pem
 }

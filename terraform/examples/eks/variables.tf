@@ -43,9 +43,15 @@ variable "database_subnet_ids" {
 }
 
 variable "database_require_tls" {
-  description = "Force TLS to RDS (rds.force_ssl=1, sslmode=require in the URL). Off by default because this release of the metadata service connects to PostgreSQL without TLS (traffic stays inside the VPC's private subnets and security group); turn it on once the service supports TLS (see docs/deploy.md)."
+  description = "Force TLS to RDS (rds.force_ssl=1) and verify the server's certificate against database_ca_pem (sslmode=verify-full)."
   type        = bool
-  default     = false
+  default     = true
+}
+
+variable "database_ca_pem" {
+  description = "The RDS CA bundle, PEM: download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem and pass file(\"global-bundle.pem\"). Required while database_require_tls is on."
+  type        = string
+  default     = null
 }
 
 variable "database_url" {

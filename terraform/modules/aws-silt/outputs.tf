@@ -34,7 +34,7 @@ output "database_endpoint" {
 }
 
 output "database_url" {
-  description = "The metadata service's SILT_DATABASE (postgres://silt:<password>@host:5432/silt), or null when create_database is false. Sensitive: it carries the password."
-  value       = var.create_database ? "postgres://silt:${random_password.database[0].result}@${aws_db_instance.silt[0].address}:${aws_db_instance.silt[0].port}/silt${var.database_require_tls ? "?sslmode=require" : ""}" : null
+  description = "The metadata service's SILT_DATABASE (postgres://silt:<password>@host:5432/silt), or null when create_database is false. With database_require_tls it verifies the server against the RDS CA bundle mounted at /etc/silt/db-ca/ca.pem (k8s-silt's database_ca_pem). Sensitive: it carries the password."
+  value       = var.create_database ? "postgres://silt:${random_password.database[0].result}@${aws_db_instance.silt[0].address}:${aws_db_instance.silt[0].port}/silt${var.database_require_tls ? "?sslmode=verify-full&sslrootcert=/etc/silt/db-ca/ca.pem" : ""}" : null
   sensitive   = true
 }

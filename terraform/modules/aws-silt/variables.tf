@@ -168,7 +168,7 @@ variable "database_deletion_protection" {
 }
 
 variable "database_require_tls" {
-  description = "Force TLS on every connection (rds.force_ssl=1) and add sslmode=require to the database_url output."
+  description = "Force TLS on every connection (rds.force_ssl=1) and make the database_url output verify the server (sslmode=verify-full, sslrootcert=/etc/silt/db-ca/ca.pem: give k8s-silt the RDS CA bundle as database_ca_pem)."
   type        = bool
   default     = true
 }

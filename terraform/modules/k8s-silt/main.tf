@@ -82,14 +82,19 @@ resource "kubernetes_secret_v1" "database" {
     }
   }
 
-  data = {
-    url = var.database_url
-  }
+  data = merge(
+    { url = var.database_url },
+    var.database_ca_pem == null ? {} : { "ca.pem" = var.database_ca_pem },
+  )
 
   lifecycle {
     precondition {
       condition     = var.database_url != null
       error_message = "manage_database_secret needs database_url."
+    }
+    precondition {
+      condition     = var.database_ca_pem != null || !strcontains(coalesce(var.database_url, ""), "sslrootcert=/etc/silt/db-ca/")
+      error_message = "database_url verifies PostgreSQL against /etc/silt/db-ca/ca.pem: set database_ca_pem (for RDS, the contents of https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)."
     }
   }
 

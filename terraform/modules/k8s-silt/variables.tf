@@ -58,6 +58,12 @@ variable "manage_database_secret" {
   default     = true
 }
 
+variable "database_ca_pem" {
+  description = "PEM CA bundle the metadata service verifies PostgreSQL's certificate against (for RDS: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem). Stored as key ca.pem of the Secret silt-database and mounted at /etc/silt/db-ca/ca.pem; the URL names it with sslrootcert=/etc/silt/db-ca/ca.pem. Null: the system's CAs."
+  type        = string
+  default     = null
+}
+
 variable "database_url" {
   description = "The metadata service's PostgreSQL URL, postgres://user:pass@host:5432/db (aws-silt output database_url, or your own). Stored in the Terraform state: protect the state accordingly."
   type        = string
