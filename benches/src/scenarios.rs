@@ -198,21 +198,16 @@ async fn run_phase(http: &reqwest::Client, d: &Deployment, plan: PhasePlan) -> P
     });
     // Replay readers get a runtime and connections of their own, at a lower
     // priority: on one machine they stand in for consumers elsewhere.
-    let replay_lane = (!plan.replay.is_empty())
-        .then(|| match BackgroundLane::start(2, plan.replay_nice) {
-            Ok(lane) => Some(lane),
-            Err(e) => {
-                say!("cannot start the replay readers' runtime ({e}); they share the tail's");
-                None
-            }
-        })
-        .flatten();
+    let mut replay_lane = None;
     let replay = (!plan.replay.is_empty()).then(|| {
         let (stop, n) = (replay_stop.clone(), plan.replay_readers);
         let readers = async move { load::run_consumers(&load::http(), plan.replay, n, false, 0, stop).await };
-        match &replay_lane {
-            Some(lane) => lane.handle().spawn(readers),
-            None => tokio::spawn(readers),
+        match BackgroundLane::start(2, plan.replay_nice) {
+            Ok(lane) => replay_lane.insert(lane).handle().spawn(readers),
+            Err(e) => {
+                say!("cannot start the replay readers' runtime ({e}); they share the tail's");
+                tokio::spawn(readers)
+            }
         }
     });
     let produce = match &plan.produce {

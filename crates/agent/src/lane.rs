@@ -55,7 +55,7 @@ impl BackgroundLane {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        LaneTask(self.handle.spawn(work))
+        LaneTask::spawn_on(&self.handle, work)
     }
 }
 
@@ -71,7 +71,17 @@ impl Drop for BackgroundLane {
 /// A task on the lane that is aborted when its waiter goes away (a client
 /// that disconnects mid-replay must not leave the work running).
 #[derive(Debug)]
-pub struct LaneTask<T>(pub(crate) JoinHandle<T>);
+pub struct LaneTask<T>(JoinHandle<T>);
+
+impl<T: Send + 'static> LaneTask<T> {
+    /// Runs `work` on the runtime behind `handle` (a lane's).
+    pub fn spawn_on<F>(handle: &Handle, work: F) -> Self
+    where
+        F: Future<Output = T> + Send + 'static,
+    {
+        Self(handle.spawn(work))
+    }
+}
 
 impl<T> LaneTask<T> {
     /// Waits for the task; `Err` if it panicked or the lane stopped.

@@ -1625,12 +1625,8 @@ mod tests {
         let (server, ca) = silt_testkit::require!(silt_testkit::PostgresServer::start_new_tls().await);
         let port = server.port().expect("a local cluster");
         // The cluster lets only `postgres` in without TLS; this role must use it.
-        let (admin, connection) = tokio_postgres::connect(server.admin_url(), NoTls)
-            .await
-            .expect("admin connection");
-        tokio::spawn(drive(connection));
-        admin
-            .batch_execute("CREATE ROLE silt_tls LOGIN SUPERUSER")
+        server
+            .execute("CREATE ROLE silt_tls LOGIN SUPERUSER")
             .await
             .expect("create role");
         let base = format!("postgres://silt_tls@127.0.0.1:{port}/postgres");
