@@ -118,20 +118,32 @@ impl ReadAhead {
         Some(bytes)
     }
 
-    /// Claims a chunk for prefetching; false if it is buffered or already coming.
+    /// Claims a chunk for prefetching; false if it is buffered or already
+    /// coming. A full buffer does not refuse: `put` evicts the oldest chunks
+    /// (those of readers that went away), so read-ahead never stalls.
     fn claim(&self, loc: &ChunkLocation) -> bool {
         let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
         let key = chunk_key(loc);
-        if inner.chunks.contains_key(&key) || inner.bytes + loc.byte_len as usize > self.capacity {
+        if inner.chunks.contains_key(&key) {
             return false;
         }
         inner.pending.insert(key)
     }
 
+    /// A reader got this chunk itself (it joined the prefetch's GET): the
+    /// prefetch must not buffer a copy nobody will take.
+    fn served(&self, loc: &ChunkLocation) {
+        let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
+        inner.pending.remove(&chunk_key(loc));
+    }
+
+    /// Buffers a prefetched chunk, unless a reader was already served it.
     fn put(&self, loc: &ChunkLocation, bytes: Option<Bytes>) {
         let mut inner = self.inner.lock().expect("read-ahead lock poisoned");
         let key = chunk_key(loc);
-        inner.pending.remove(&key);
+        if !inner.pending.remove(&key) {
+            return;
+        }
         let Some(bytes) = bytes else { return };
         inner.bytes += bytes.len();
         inner.order.push_back(key.clone());
@@ -165,7 +177,9 @@ pub(crate) async fn chunk_bytes(shared: &Arc<Shared>, loc: &ChunkLocation, fresh
     }
     shared.metrics.chunk_read("replay");
     // Joins a read-ahead of the same chunk that is still in flight instead of fetching twice.
-    fetch_range_once(shared, loc).await.map_err(unshare)
+    let fetched = fetch_range_once(shared, loc).await.map_err(unshare);
+    shared.readahead.served(loc);
+    fetched
 }
 
 /// One ranged GET of a chunk through the replay budget; concurrent callers
@@ -233,4 +247,49 @@ pub(crate) fn prefetch(shared: &Arc<Shared>, after: &ChunkLocation, high_waterma
             shared.readahead.put(&loc, fetched.ok());
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use silt_meta::ChunkFormat;
+    use silt_types::TopicId;
+
+    fn loc(offset: u64, len: u64) -> ChunkLocation {
+        ChunkLocation {
+            topic: TopicId::from_bytes([0; 16]),
+            partition: 0,
+            base_offset: offset,
+            last_offset: offset,
+            object_key: "k".into(),
+            byte_offset: offset,
+            byte_len: len,
+            object_size: 1 << 30,
+            format: ChunkFormat::Segment,
+            footer_len: 0,
+            max_timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_chunk_a_reader_already_got_is_not_buffered() {
+        let ra = ReadAhead::new(1 << 20);
+        let l = loc(0, 10);
+        assert!(ra.claim(&l));
+        ra.served(&l);
+        ra.put(&l, Some(Bytes::from_static(b"0123456789")));
+        assert!(ra.take(&l).is_none(), "nobody would ever take this copy");
+    }
+
+    #[test]
+    fn a_full_buffer_evicts_the_oldest_instead_of_refusing() {
+        let ra = ReadAhead::new(20);
+        for i in 0..5u64 {
+            let l = loc(i * 10, 10);
+            assert!(ra.claim(&l), "claim {i} refused: read-ahead would stall");
+            ra.put(&l, Some(Bytes::from(vec![0u8; 10])));
+        }
+        assert!(ra.take(&loc(0, 10)).is_none(), "the oldest was evicted");
+        assert!(ra.take(&loc(40, 10)).is_some(), "the newest is buffered");
+    }
 }
