@@ -357,9 +357,12 @@ impl Agent {
             Ok(Err(e)) => return Err(AgentError::Shared(e)),
             Err(_) => return Err(AgentError::Internal("write pipeline dropped the request".into())),
         };
-        shared
-            .metrics
-            .produced(topic.as_str(), record_count, weight as u64, admitted.elapsed());
+        shared.metrics.produced(
+            &shared.topic_names.label(info.id),
+            record_count,
+            weight as u64,
+            admitted.elapsed(),
+        );
         Ok(assigned
             .into_iter()
             .map(|(group, index)| ProducedOffset {
@@ -456,7 +459,7 @@ impl Agent {
             let bytes: usize = records.iter().map(read::record_size).sum();
             shared
                 .metrics
-                .consumed(info.name.as_str(), records.len() as u64, bytes as u64);
+                .consumed(&shared.topic_names.label(info.id), records.len() as u64, bytes as u64);
             Ok(finish(ReadResult {
                 records,
                 next_offset,
@@ -465,12 +468,10 @@ impl Agent {
             }))
         };
         match &self.shared.replay_runtime {
-            Some(lane) if replay => {
-                let task = lane::LaneTask(lane.spawn(tracing::Instrument::in_current_span(work)));
-                task.join()
-                    .await
-                    .map_err(|e| AgentError::Internal(format!("replay read task failed: {e}")))?
-            }
+            Some(lane) if replay => lane::LaneTask::spawn_on(lane, tracing::Instrument::in_current_span(work))
+                .join()
+                .await
+                .map_err(|e| AgentError::Internal(format!("replay read task failed: {e}")))?,
             _ => work.await,
         }
     }
