@@ -162,7 +162,8 @@ async fn compacted_parquet_matches_what_was_produced_for_the_api_and_pyarrow() {
 
     // Readers run all through compaction and GC; none may fail or disagree.
     let stop = Arc::new(AtomicBool::new(false));
-    let rounds = Arc::new(AtomicU64::new(0));
+    // Full read-backs completed, per partition.
+    let rounds: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let mut readers = Vec::new();
     for partition in 0..2u32 {
         let (client, stop, rounds, expected) = (client.clone(), stop.clone(), rounds.clone(), expected.clone());
@@ -170,7 +171,7 @@ async fn compacted_parquet_matches_what_was_produced_for_the_api_and_pyarrow() {
             while !stop.load(Ordering::Relaxed) {
                 let got = read_all(&client, "c", partition).await.expect("read during compaction");
                 assert_eq!(&got, &expected[&partition], "partition {partition}");
-                rounds.fetch_add(1, Ordering::Relaxed);
+                rounds[partition as usize].fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
@@ -183,12 +184,22 @@ async fn compacted_parquet_matches_what_was_produced_for_the_api_and_pyarrow() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(silt.metric("silt_gc_deleted_objects_total").await >= 30.0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two more rounds per partition: at least one started after the L0
+    // segments were gone, so it read L1 alone.
+    let after_gc: Vec<u64> = rounds.iter().map(|r| r.load(Ordering::Relaxed)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rounds
+        .iter()
+        .zip(&after_gc)
+        .any(|(r, before)| r.load(Ordering::Relaxed) < before + 2)
+    {
+        assert!(Instant::now() < deadline, "readers made no progress after GC");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     for r in readers {
         r.await.expect("reader");
     }
-    assert!(rounds.load(Ordering::Relaxed) >= 2);
 
     // Through the API, from L1 only now.
     for partition in 0..2u32 {
