@@ -76,7 +76,8 @@ impl PostgresServer {
     /// A new throwaway cluster that speaks TLS, owned by the caller: a fresh
     /// CA signs a certificate for `127.0.0.1` and `localhost`. The
     /// `postgres` role may still connect without TLS (the admin URL); every
-    /// other role must use TLS. Returns the server and the CA's PEM file.
+    /// other role must use TLS. It also listens on `127.0.0.2`, which the
+    /// certificate does not name. Returns the server and the CA's PEM file.
     pub async fn start_new_tls() -> Result<(PostgresServer, PathBuf)> {
         let server = Self::start_local(true, true).await?;
         let ca = server.require_local()?.root.join("tls").join("ca.pem");
@@ -260,7 +261,9 @@ impl Local {
             self.root.display()
         );
         if self.tls {
+            // Also on 127.0.0.2, a loopback address the certificate does not name.
             let dir = self.root.join("tls");
+            options = options.replace("listen_addresses=127.0.0.1", "listen_addresses=127.0.0.1,127.0.0.2");
             options.push_str(&format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 dir.join("server.crt").display(),
@@ -354,7 +357,7 @@ impl Local {
         std::fs::write(
             self.data_dir().join("pg_hba.conf"),
             "local all all trust\n\
-             hostssl all all 127.0.0.1/32 trust\n\
+             hostssl all all 127.0.0.0/8 trust\n\
              host all postgres 127.0.0.1/32 trust\n\
              host all all 127.0.0.1/32 reject\n",
         )
