@@ -24,6 +24,9 @@ use crate::wire::{Encoding, ReadResponse};
 /// Longest silence on an SSE stream before a ping comment.
 pub(crate) const PING_EVERY: Duration = Duration::from_secs(15);
 
+/// Shortest long-poll of a stream at the high watermark.
+const MIN_POLL: Duration = Duration::from_secs(1);
+
 /// How the client asked to be streamed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StreamFormat {
@@ -68,7 +71,9 @@ pub(crate) async fn stream_records(agent: Agent, params: StreamParams) -> Result
         format,
     } = params;
     let mut req = first;
-    let wait = PING_EVERY.min(req.wait.max(Duration::from_millis(1)));
+    // Each long-poll waits at least a second: a client's `wait_ms=0` must not
+    // turn an idle stream into a loop of metadata reads (and SSE pings).
+    let wait = req.wait.clamp(MIN_POLL, PING_EVERY);
     req.wait = Duration::ZERO;
     let (next_offset, first_chunk) = agent
         .read_map(&topic, req.clone(), move |r| encode_result(format, r, encoding))
