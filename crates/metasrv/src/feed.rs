@@ -125,6 +125,7 @@ mod tests {
             .watch(Some(first.instance), first.version, Duration::from_secs(1))
             .await;
         assert_eq!(r.changes.len(), 2);
+        let started = tokio::time::Instant::now();
         let waiter = {
             let version = r.version;
             let instance = r.instance;
@@ -137,6 +138,8 @@ mod tests {
         };
         let r = waiter.await.expect("join");
         assert_eq!(r.changes, vec![change(1, 9)]);
+        // Woken by the publish, not by the 30 s timeout (the paused clock would jump there).
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
     }
 
     #[tokio::test(start_paused = true)]
