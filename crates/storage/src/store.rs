@@ -174,26 +174,30 @@ impl SegmentStore {
                 let result = match result {
                     Ok(r) => r,
                     Err(e) => {
-                        self.metrics
-                            .request("get", matches!(e, object_store::Error::NotFound { .. }));
+                        self.metrics.request("get", answered(Some(&e)));
                         return Err(StorageError::from_store("get", key.as_ref(), e));
                     }
                 };
                 let expected = result.meta.size;
                 let bytes = result.bytes().await;
-                self.metrics.request("get", bytes.is_ok());
+                self.metrics.request("get", answered(bytes.as_ref().err()));
                 let bytes = bytes.map_err(|e| StorageError::from_store("get", key.as_ref(), e))?;
-                self.metrics.bytes_read(bytes.len() as u64);
-                if bytes.len() as u64 != expected {
-                    return Err(StorageError::Truncated {
-                        key: key.to_string(),
-                        expected,
-                        actual: bytes.len() as u64,
-                    });
-                }
-                Ok(bytes)
+                self.complete(key, bytes, expected)
             })
             .await
+    }
+
+    /// Counts the bytes read and refuses a body shorter or longer than expected.
+    fn complete(&self, key: &Path, bytes: Bytes, expected: u64) -> Result<Bytes> {
+        self.metrics.bytes_read(bytes.len() as u64);
+        if bytes.len() as u64 != expected {
+            return Err(StorageError::Truncated {
+                key: key.to_string(),
+                expected,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Reads a byte range of an object.
@@ -204,17 +208,9 @@ impl SegmentStore {
                 let range = range.clone();
                 async move {
                     let bytes = self.store.get_range(key, range).await;
-                    self.metrics.request("get_range", bytes.is_ok());
+                    self.metrics.request("get_range", answered(bytes.as_ref().err()));
                     let bytes = bytes.map_err(|e| StorageError::from_store("get_range", key.as_ref(), e))?;
-                    self.metrics.bytes_read(bytes.len() as u64);
-                    if bytes.len() as u64 != expected {
-                        return Err(StorageError::Truncated {
-                            key: key.to_string(),
-                            expected,
-                            actual: bytes.len() as u64,
-                        });
-                    }
-                    Ok(bytes)
+                    self.complete(key, bytes, expected)
                 }
             })
             .await
@@ -248,6 +244,12 @@ impl SegmentStore {
             }),
         }
     }
+}
+
+/// Whether the store answered: a missing object is an answer (normal after
+/// garbage collection), not a failed request.
+fn answered(error: Option<&object_store::Error>) -> bool {
+    error.is_none_or(|e| matches!(e, object_store::Error::NotFound { .. }))
 }
 
 #[cfg(test)]
