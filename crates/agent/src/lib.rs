@@ -302,8 +302,7 @@ impl Agent {
                         })
                         .collect());
                 }
-                ProducerCheck::UnknownProducer => return Err(AgentError::UnknownProducer(p.producer_id)),
-                other => return Err(write::producer_error(other)),
+                other => return Err(write::producer_error(other, p.producer_id)),
             }
         }
 

@@ -446,7 +446,7 @@ async fn commit_and_ack(shared: &Shared, sealed: Sealed, uploaded: Result<Upload
                     Ok(*base_offset)
                 }
                 Some(ChunkResult::Rejected(check, Some(append))) if append.offset_in_chunk == *rel => {
-                    Err(Arc::new(producer_error(*check)))
+                    Err(Arc::new(producer_error(*check, append.producer_id)))
                 }
                 Some(ChunkResult::Rejected(..)) => Err(Arc::new(AgentError::CommitConflict)),
                 Some(ChunkResult::Gone) | None => Err(Arc::new(AgentError::UnknownTopic(format!(
@@ -467,14 +467,14 @@ enum ChunkResult {
     Rejected(ProducerCheck, Option<ProducerAppend>),
 }
 
-/// The client-facing error of a producer-state verdict.
-pub(crate) fn producer_error(check: ProducerCheck) -> AgentError {
+/// The client-facing error of a producer-state verdict on `producer_id`.
+pub(crate) fn producer_error(check: ProducerCheck, producer_id: i64) -> AgentError {
     match check {
         ProducerCheck::Fenced { current_epoch } => AgentError::ProducerFenced { current_epoch },
         ProducerCheck::OutOfOrder { expected_sequence } => AgentError::OutOfOrderSequence {
             expected: expected_sequence,
         },
-        ProducerCheck::UnknownProducer => AgentError::UnknownProducer(-1),
+        ProducerCheck::UnknownProducer => AgentError::UnknownProducer(producer_id),
         ProducerCheck::Accept | ProducerCheck::Duplicate { .. } => AgentError::CommitConflict,
     }
 }
