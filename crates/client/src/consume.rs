@@ -3,13 +3,10 @@
 
 use std::io::Write;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::api::ReadQuery;
 use crate::error::{ClientError, Result};
-use crate::wire::{OutputRecord, PartitionDescription, RecordJson, TopicDescription};
-use crate::{Api, Connection, emit_json};
+use crate::wire::{PartitionDescription, RecordJson, TopicDescription};
+use crate::{Api, Connection};
 
 /// Where to start reading a partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -222,50 +219,23 @@ impl PartitionReader {
     }
 }
 
-/// Writes one record in `format`; returns the bytes of its value.
+/// Writes one record in `format`, as `silt replay` would (`base64` says how
+/// the server encoded keys and values).
 pub fn write_record(
     out: &mut impl Write,
     partition: u32,
     r: RecordJson,
     format: RecordFormat,
     base64: bool,
-) -> Result<u64> {
-    let size = value_len(&r, base64);
-    match format {
-        RecordFormat::Json => emit_json(out, &OutputRecord::new(partition, r))?,
-        RecordFormat::Value => {
-            let value = r.value.unwrap_or_default();
-            let mut bytes = if base64 {
-                STANDARD.decode(value.as_bytes()).map_err(|e| {
-                    ClientError::BadResponse(format!(
-                        "value at partition {partition} offset {} is not valid base64: {e}",
-                        r.offset
-                    ))
-                })?
-            } else {
-                value.into_bytes()
-            };
-            bytes.push(b'\n');
-            out.write_all(&bytes)
-                .map_err(|e| ClientError::output("cannot write output", e))?;
-        }
-    }
-    Ok(size)
-}
-
-/// Size of a record's key and value in bytes as stored.
-pub fn value_len(r: &RecordJson, base64: bool) -> u64 {
-    let len = |s: &Option<String>| -> u64 {
-        match s {
-            None => 0,
-            Some(s) if base64 => {
-                let padding = s.bytes().rev().take_while(|b| *b == b'=').count();
-                (s.len() / 4 * 3).saturating_sub(padding) as u64
-            }
-            Some(s) => s.len() as u64,
-        }
+) -> Result<()> {
+    let format = match format {
+        RecordFormat::Json => crate::replay::ReplayFormat::Jsonl,
+        RecordFormat::Value => crate::replay::ReplayFormat::Raw,
     };
-    len(&r.key) + len(&r.value)
+    let mut line = Vec::new();
+    crate::replay::encode_record(&mut line, partition, r, format, base64)?;
+    out.write_all(&line)
+        .map_err(|e| ClientError::output("cannot write output", e))
 }
 
 /// What a consume run printed.
@@ -429,9 +399,6 @@ mod tests {
         let mut r = record();
         r.value = Some("/wA=".into());
         r.key = Some("YQ==".into());
-        assert_eq!(value_len(&r, true), 3);
-        r.key = Some("==".into());
-        assert_eq!(value_len(&r, true), 2);
         let mut out = Vec::new();
         write_record(&mut out, 0, r.clone(), RecordFormat::Value, true).expect("write");
         assert_eq!(out, vec![0xff, 0x00, b'\n']);

@@ -132,13 +132,6 @@ pub struct Plan {
     base64: bool,
 }
 
-impl Plan {
-    /// Offsets to cover in all.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-}
-
 /// Describes the topic and fixes each partition's range: from
 /// `--from-offset` (default: log start) to `--to-offset` (default and at
 /// most: the high watermark now).
@@ -162,14 +155,6 @@ pub async fn plan(api: &Api, args: &ReplayArgs) -> Result<Plan> {
         readers.push(reader);
     }
     Ok(Plan { readers, total, base64 })
-}
-
-/// Plans and replays into `sink`, drawing a progress bar on stderr when
-/// `bar`.
-pub async fn replay<W: Write + Send>(api: &Api, args: &ReplayArgs, sink: &mut W, bar: bool) -> Result<ReplaySummary> {
-    let started = Instant::now();
-    let plan = plan(api, args).await?;
-    write(plan, args, sink, bar, started).await
 }
 
 /// Carries out `plan` into `sink`. The next page is fetched while the
